@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The course's one entry point.
+#
+#   ./course.sh open    set everything up (venv, package, data) and open the course in JupyterLab
+#   ./course.sh test    set everything up and run the whole test suite
+#   ./course.sh setup   only set up (idempotent: re-running it skips what is already done)
+#
+# Environment: PYTHON (interpreter for the venv, default python3), VENV (default ./.venv),
+# COURSE_DATA_DIR (default ./data), JUPYTER_ARGS (extra arguments for `jupyter lab`).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$REPO"
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-$REPO/.venv}"
+export COURSE_DATA_DIR="${COURSE_DATA_DIR:-$REPO/data}"
+DEBIAN_DATA=/usr/share/datasets/fashion-mnist
+
+log() { printf '\033[1m[course]\033[0m %s\n' "$*"; }
+
+install_apt_data() {
+    # FashionMNIST for offline use, from Debian's package dataset-fashion-mnist (optional online).
+    if [ -f "$DEBIAN_DATA/train-images-idx3-ubyte.gz" ]; then return 0; fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "no apt-get here: FashionMNIST will be downloaded by torchvision on first use."
+        return 0
+    fi
+    local SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+            log "not root: skipping 'apt-get install dataset-fashion-mnist'; torchvision will download the data instead."
+            return 0
+        fi
+    fi
+    log "installing Debian's dataset-fashion-mnist (offline FashionMNIST)"
+    $SUDO apt-get update -qq || log "apt-get update failed; trying the install anyway"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+        || log "could not install dataset-fashion-mnist; torchvision will download the data instead."
+}
+
+setup_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating the virtual environment $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.course-requirements.sha256"
+    local want
+    want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        log "virtual environment up to date"
+    else
+        log "installing requirements.txt (about a minute)"
+        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+        "$VENV/bin/python" -m pip install -q -r requirements.txt
+        "$VENV/bin/python" -m pip install -q --no-deps -e .
+        echo "$want" > "$stamp"
+    fi
+    export PATH="$VENV/bin:$PATH"   # nbgrader runs `alembic` and `jupyter` from PATH
+}
+
+prepare_data() {
+    "$VENV/bin/python" -m course_utils.data prepare --root "$COURSE_DATA_DIR" \
+        || log "FashionMNIST is not ready; the lessons say how to get it (see README, 'Data')."
+}
+
+setup() {
+    install_apt_data
+    setup_venv
+    prepare_data
+}
+
+cmd="${1:-help}"
+shift || true
+case "$cmd" in
+    setup) setup ;;
+    open)
+        setup
+        start="notebooks"
+        [ -f notebooks/00_start_here.ipynb ] && start="notebooks/00_start_here.ipynb"
+        log "opening JupyterLab at $start (Ctrl-C to stop)"
+        # shellcheck disable=SC2086
+        exec "$VENV/bin/jupyter" lab --notebook-dir="$REPO" "$start" ${JUPYTER_ARGS:-} "$@"
+        ;;
+    test)
+        setup
+        log "running the tests"
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        sed -n '2,10p' "$0"
+        [ "$cmd" = help ] || exit 2
+        ;;
+esac
