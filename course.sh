@@ -50,9 +50,10 @@ setup_venv() {
         log "virtual environment up to date"
     else
         log "installing requirements.txt (about a minute)"
-        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-        "$VENV/bin/python" -m pip install -q -r requirements.txt
-        "$VENV/bin/python" -m pip install -q --no-deps -e .
+        pipq() { "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+        pipq --upgrade pip >/dev/null
+        pipq -r requirements.txt
+        pipq --no-deps -e .
         echo "$want" > "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"   # nbgrader runs `alembic` and `jupyter` from PATH

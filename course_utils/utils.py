@@ -1,0 +1,95 @@
+"""Seeding, device choice and image grids."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["set_seed", "get_device", "to_display", "make_grid", "show_images", "in_colab"]
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed python's ``random``, numpy and torch (CPU and every GPU) with one integer.
+
+    Returns:
+        a CPU ``torch.Generator`` seeded with the same value, for functions that take ``generator``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve a device: ``"auto"`` picks cuda, then mps, then cpu; anything else is checked.
+
+    Raises:
+        ValueError: for an unknown name or a device this machine does not have (the message says
+            what is available).
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}.")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use device='auto' "
+                         "(falls back to the CPU) or, in Colab, Runtime → Change runtime type → GPU.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but Apple's MPS backend is not available; use 'auto'.")
+    return dev
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "COLAB_RELEASE_TAG" in os.environ or "google.colab" in __import__("sys").modules
+
+
+def to_display(x: torch.Tensor) -> torch.Tensor:
+    """Map images from [-1, 1] to [0, 1] (clipped), detached on the CPU, for plotting.
+
+    Args:
+        x: (B, C, H, W) or (C, H, W) in [-1, 1].
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"expected a floating-point image tensor in [-1, 1]; got {getattr(x, 'dtype', type(x))}.")
+    return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
+
+
+def make_grid(x: torch.Tensor, nrow: int = 8, padding: int = 1) -> torch.Tensor:
+    """Tile a batch (B, C, H, W) in [-1, 1] into one (H', W', C) image in [0, 1] (torchvision's make_grid)."""
+    from torchvision.utils import make_grid as tv_make_grid
+
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"make_grid expects a (B, C, H, W) tensor; got shape {tuple(getattr(x, 'shape', ()))}.")
+    grid = tv_make_grid(to_display(x), nrow=nrow, padding=padding, pad_value=1.0)
+    return grid.permute(1, 2, 0)
+
+
+def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, figsize=None):
+    """Plot a batch of images (B, C, H, W) in [-1, 1] as a grid with matplotlib; returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    grid = make_grid(x, nrow=nrow)
+    if ax is None:
+        rows = -(-x.shape[0] // nrow)
+        _, ax = plt.subplots(figsize=figsize or (min(nrow, x.shape[0]) * 0.9, rows * 0.9))
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
