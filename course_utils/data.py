@@ -78,16 +78,10 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
     return out
 
 
-def _has_raw(root: Path, folder: str) -> bool:
-    raw = root / folder / "raw"
-    return all((raw / f).exists() or (raw / (f + ".gz")).exists() for f in RAW_FILES)
-
-
-def _unzip_debian(target: Path, src: Path = DEBIAN_DIR) -> bool:
-    """Unzip Debian's idx .gz files into target/FashionMNIST/raw; True when the files are in place."""
-    if not all((src / (f + ".gz")).exists() for f in RAW_FILES):
+def _gunzip_all(src: Path, raw: Path) -> bool:
+    """Unzip the four idx ``.gz`` files of ``src`` into ``raw`` (torchvision reads them unzipped)."""
+    if not all((raw / f).exists() or (src / (f + ".gz")).exists() for f in RAW_FILES):
         return False
-    raw = target / "FashionMNIST" / "raw"
     try:
         raw.mkdir(parents=True, exist_ok=True)
         for f in RAW_FILES:
@@ -97,9 +91,22 @@ def _unzip_debian(target: Path, src: Path = DEBIAN_DIR) -> bool:
                 with gzip.open(src / (f + ".gz"), "rb") as fin, open(tmp, "wb") as fout:
                     shutil.copyfileobj(fin, fout)
                 tmp.replace(out)
-    except OSError:
+    except (OSError, EOFError):
         return False
     return True
+
+
+def _has_raw(root: Path, folder: str) -> bool:
+    """True when root/folder/raw holds the four idx files (gzipped copies are unzipped in place)."""
+    raw = root / folder / "raw"
+    if all((raw / f).exists() for f in RAW_FILES):
+        return True
+    return raw.is_dir() and _gunzip_all(raw, raw)
+
+
+def _unzip_debian(target: Path) -> bool:
+    """Unzip Debian's idx .gz files into target/FashionMNIST/raw; True when the files are in place."""
+    return _gunzip_all(DEBIAN_DIR, target / "FashionMNIST" / "raw")
 
 
 def prepare(root: str | os.PathLike | None = None, name: str = "fashion_mnist", download: bool = True) -> Path:

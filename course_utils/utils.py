@@ -88,7 +88,7 @@ def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=Non
     if ax is None:
         rows = -(-x.shape[0] // nrow)
         _, ax = plt.subplots(figsize=figsize or (min(nrow, x.shape[0]) * 0.9, rows * 0.9))
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     if title:
         ax.set_title(title)

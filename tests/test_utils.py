@@ -1,0 +1,44 @@
+"""Seeding, devices and image grids."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.utils import get_device, make_grid, set_seed, show_images, to_display
+
+
+def test_set_seed_seeds_everything():
+    g = set_seed(123)
+    a = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    g = set_seed(123)
+    b = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    assert a == b
+    with pytest.raises(ValueError, match="seed"):
+        set_seed(-1)
+
+
+def test_get_device():
+    assert get_device("cpu") == torch.device("cpu")
+    auto = get_device("auto")
+    assert auto.type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        assert auto.type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            get_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        get_device("tpu0")
+
+
+def test_grid_and_display():
+    x = torch.linspace(-1, 1, 5 * 1 * 4 * 4).view(5, 1, 4, 4)
+    d = to_display(x)
+    assert float(d.min()) == 0.0 and float(d.max()) == 1.0
+    grid = make_grid(x, nrow=3, padding=1)
+    assert grid.shape == (2 * 5 + 1, 3 * 5 + 1, 3)         # torchvision repeats 1 channel to 3
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = show_images(x, nrow=3, title="t")
+    assert ax.get_title() == "t"
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        make_grid(x[0])
