@@ -5,9 +5,13 @@ Where the files come from, in order:
 1. an explicit ``root`` argument,
 2. ``$COURSE_DATA_DIR``,
 3. ``./data``,
+   (and the repository's own ``data/`` folder when the package is an editable install of a course
+   checkout, so a notebook running in ``solutions/02_…/`` finds the data that ``./course.sh`` prepared),
 4. Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist/*.gz``), unzipped into
-   ``TARGET/FashionMNIST/raw/`` where TARGET is the first of 1–3 that is set,
+   ``TARGET/FashionMNIST/raw/``,
 5. torchvision's download into TARGET (needs the internet, e.g. in Colab).
+
+TARGET is the explicit root, else ``$COURSE_DATA_DIR``, else the checkout's ``data/``, else ``./data``.
 
 The fast path keeps the whole set as one tensor on the device and draws batches by indexing it
 (:func:`iterate_batches`), instead of a per-item ``DataLoader``.
@@ -65,9 +69,15 @@ class TensorDataset:
         return TensorDataset(self.images.to(device), self.labels.to(device), self.classes)
 
 
+def _checkout_data_dir() -> Path | None:
+    """``<repo>/data`` when this package is imported from a course checkout (editable install)."""
+    repo = Path(__file__).resolve().parents[1]
+    return repo / "data" if (repo / "course.sh").exists() else None
+
+
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched, in order (explicit root, $COURSE_DATA_DIR, ./data), without duplicates."""
-    cands = [root, os.environ.get("COURSE_DATA_DIR") or None, "data"]
+    """The folders searched, in order (explicit root, $COURSE_DATA_DIR, ./data, the checkout's data/)."""
+    cands = [root, os.environ.get("COURSE_DATA_DIR") or None, "data", _checkout_data_dir()]
     out: list[Path] = []
     for c in cands:
         if c is None:
@@ -76,6 +86,14 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
         if p not in out:
             out.append(p)
     return out
+
+
+def _target_root(root) -> Path:
+    """Where Debian's files are unzipped or torchvision downloads (see the module docstring)."""
+    for c in (root, os.environ.get("COURSE_DATA_DIR") or None, _checkout_data_dir(), "data"):
+        if c is not None:
+            return Path(c).expanduser().resolve()
+    raise AssertionError("unreachable")
 
 
 def _gunzip_all(src: Path, raw: Path) -> bool:
@@ -122,7 +140,7 @@ def prepare(root: str | os.PathLike | None = None, name: str = "fashion_mnist", 
     for r in roots:
         if _has_raw(r, folder):
             return r
-    target = roots[0]
+    target = _target_root(root)
     if name == "fashion_mnist" and _unzip_debian(target):
         return target
     if download:

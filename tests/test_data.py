@@ -18,6 +18,7 @@ def test_debian_files_unzip_into_root_and_load(tmp_path, monkeypatch):
             pytest.fail("CI must install Debian's dataset-fashion-mnist")
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    monkeypatch.setattr(D, "_checkout_data_dir", lambda: None)
     monkeypatch.chdir(tmp_path)
     ds = D.load_fashion_mnist(train=False, image_size=28, root=tmp_path / "fm", download=False)
     assert sorted(p.name for p in (tmp_path / "fm" / "FashionMNIST" / "raw").iterdir()) == sorted(D.RAW_FILES)
@@ -52,7 +53,12 @@ def test_search_order(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "env"))
     monkeypatch.chdir(tmp_path)
     roots = D.data_roots(tmp_path / "explicit")
-    assert roots == [(tmp_path / "explicit").resolve(), (tmp_path / "env").resolve(), (tmp_path / "data").resolve()]
+    assert roots[:3] == [(tmp_path / "explicit").resolve(), (tmp_path / "env").resolve(), (tmp_path / "data").resolve()]
+    checkout = D._checkout_data_dir()
+    assert roots[3:] == ([checkout.resolve()] if checkout else [])
+    assert D._target_root(None) == (tmp_path / "env").resolve()
+    monkeypatch.delenv("COURSE_DATA_DIR")
+    assert D._target_root(None) == (checkout or tmp_path / "data").resolve()
 
 
 def test_explicit_root_with_gz_files(tmp_path, monkeypatch):
@@ -72,6 +78,7 @@ def test_explicit_root_with_gz_files(tmp_path, monkeypatch):
 
 def test_missing_data_error_names_places_and_fixes(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(D, "_checkout_data_dir", lambda: None)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "env"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(D.DataNotFoundError) as err:
