@@ -1,0 +1,386 @@
+"""L_simple training (Algorithm 1 of Ho et al. 2020), GPU first and fine on a CPU.
+
+* The data set stays resident on the device as one tensor; batches are drawn by indexing it.
+* AdamW (fused on CUDA), linear warm-up, gradient clipping, EMA weights (torch's ``AveragedModel``).
+* On a GPU: autocast in bf16 where supported (else fp16 with a ``GradScaler``) and channels_last;
+  optional ``torch.compile``. On a CPU everything stays in fp32 unless asked otherwise.
+* Seeded: the same config on the same machine gives the same weights.
+* Class-conditional models get classifier-free-guidance training: each label is replaced by the null
+  class with probability ``p_uncond`` (:func:`course_utils.models.drop_labels`).
+* Checkpoints carry a sha256 sidecar and are loaded with ``torch.load(weights_only=True)`` only after
+  the hash matches.
+* Multi-GPU (or multi-process CPU) with ``torchrun``, through DistributedDataParallel::
+
+      torchrun --nproc_per_node=2 -m course_utils.train --steps 2000 --out runs/ddpm.pt
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import TensorDataset
+from .diffusion import GaussianDiffusion
+from .metrics import verify_sha256, write_sha256
+from .models import UNet, UNetConfig, drop_labels
+from .schedules import make_betas
+from .utils import get_device, set_seed
+
+__all__ = ["TrainConfig", "TrainState", "TrainResult", "train", "save_checkpoint", "load_checkpoint",
+           "resolve_amp_dtype"]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train`."""
+
+    steps: int = 2000                 # optimiser steps; ~2k already gives shapes on 16 px FashionMNIST
+    batch_size: int = 128             # fits any laptop at 16–32 px
+    lr: float = 1e-3                  # small U-Nets tolerate a high rate with warm-up
+    weight_decay: float = 0.0         # DDPM uses none
+    warmup_steps: int = 100           # linear warm-up avoids early blow-ups at lr=1e-3
+    grad_clip: float | None = 1.0     # as in Ho et al.'s code
+    ema_decay: float = 0.999          # EMA weights sample better than raw ones
+    p_uncond: float | None = None     # label drop rate for CFG; None = the model config's class_dropout_prob
+    seed: int = 0
+    device: str = "auto"              # "auto" → cuda, mps, cpu
+    amp: str = "auto"                 # "auto" (bf16/fp16 on GPU, off on CPU), "bf16", "fp16", "off"
+    channels_last: bool | None = None  # None = on for CUDA only
+    compile: bool = False             # torch.compile the model (pays on long GPU runs)
+    log_every: int = 25               # steps between callbacks / progress-bar updates
+    progress: bool = True             # tqdm bar
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive int; got {v!r}.")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be an int ≥ 0; got {self.warmup_steps!r}.")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise ValueError(f"TrainConfig.lr must be a float in (0, 1); got {self.lr!r}.")
+        if not (0.0 <= self.ema_decay < 1.0):
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1); got {self.ema_decay!r}.")
+        if self.p_uncond is not None and not (0.0 <= self.p_uncond < 1.0):
+            raise ValueError(f"TrainConfig.p_uncond must be in [0, 1) or None; got {self.p_uncond!r}.")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"TrainConfig.amp must be 'auto', 'bf16', 'fp16' or 'off'; got {self.amp!r}.")
+
+
+@dataclass
+class TrainState:
+    """What a callback sees every ``log_every`` steps."""
+
+    step: int
+    loss: float                       # mean loss over the last log_every steps
+    losses: list[float]               # every step's loss so far
+    model: nn.Module
+    ema_model: nn.Module
+    elapsed: float                    # seconds since training started
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module                  # the raw weights
+    ema_model: nn.Module              # the EMA weights (use these to sample)
+    losses: list[float] = field(default_factory=list)
+    wall_time: float = 0.0
+    images_per_second: float = 0.0
+    config: TrainConfig | None = None
+
+
+def resolve_amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a device: bf16 where supported, fp16 on older GPUs, None (fp32) on CPU."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def _as_dataset(data) -> TensorDataset:
+    if isinstance(data, TensorDataset):
+        return data
+    if isinstance(data, torch.Tensor):
+        return TensorDataset(data, torch.zeros(data.shape[0], dtype=torch.long), ())
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return TensorDataset(data[0], data[1], ())
+    raise ValueError("data must be a TensorDataset (course_utils.data.load_fashion_mnist), an images tensor "
+                     "(N, C, H, W), or a pair (images, labels).")
+
+
+def _ddp_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainConfig | None = None,
+          callbacks: Sequence[Callable[[TrainState], None]] = ()) -> TrainResult:
+    """Train ``model`` to predict ε with L_simple (Algorithm 1).
+
+    Args:
+        model: ε_θ, called ``model(x_t, t)`` or, when it has ``null_class`` (conditional), ``model(x_t, t, y)``.
+        diffusion: the schedule (moved to the training device).
+        data: TensorDataset with images (N, C, H, W) in [-1, 1] and labels (N,), or a tensor of images.
+        config: TrainConfig.
+        callbacks: called with a :class:`TrainState` every ``config.log_every`` steps (plots, logging).
+    Returns:
+        TrainResult with the raw and EMA models, the per-step losses, the wall time and the throughput.
+    """
+    cfg = config or TrainConfig()
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(cfg).__name__}.")
+    ds = _as_dataset(data)
+    if ds.images.ndim != 4 or not ds.images.is_floating_point():
+        raise ValueError(f"training images must be a float tensor (N, C, H, W) in [-1, 1]; got "
+                         f"{ds.images.dtype} of shape {tuple(ds.images.shape)}.")
+    lo, hi = float(ds.images.min()), float(ds.images.max())
+    if lo >= 0.0 and hi <= 1.0:
+        raise ValueError(f"training images look like they are in [0, 1] (min {lo:.2f}, max {hi:.2f}); "
+                         "DDPM expects data scaled to [-1, 1]: use x * 2 - 1.")
+    if cfg.batch_size > len(ds):
+        raise ValueError(f"batch_size={cfg.batch_size} is larger than the data set ({len(ds)} images).")
+    rank, world = _ddp_info()
+    device = get_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    set_seed(cfg.seed)                        # identical init on every rank (DDP broadcasts rank 0 anyway)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1000 * rank)
+    perm_gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+
+    conditional = isinstance(getattr(model, "null_class", None), int)
+    p_uncond = cfg.p_uncond
+    if p_uncond is None:
+        p_uncond = float(getattr(getattr(model, "config", None), "class_dropout_prob", 0.1)) if conditional else 0.0
+
+    channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format)
+    diffusion = diffusion.to(device)
+    images = ds.images.to(device=device, dtype=torch.float32).contiguous(memory_format=memory_format)
+    labels = ds.labels.to(device)
+
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    train_model: nn.Module = model
+    if world > 1:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
+    opt_kwargs = {"fused": True} if device.type == "cuda" else {}
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **opt_kwargs)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    amp_dtype = resolve_amp_dtype(cfg.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+
+    n, B = images.shape[0], cfg.batch_size
+    perm, pos = torch.randperm(n, generator=perm_gen).to(device), 0
+    losses: list[float] = []
+    pending: list[torch.Tensor] = []
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.steps, desc="training", disable=not cfg.progress or rank != 0, leave=False)
+    for step in range(1, cfg.steps + 1):
+        if pos + B > n:                                            # new epoch
+            perm, pos = torch.randperm(n, generator=perm_gen).to(device), 0
+        idx = perm[pos:pos + B]
+        pos += B
+        x0 = images[idx]
+        y = None
+        if conditional:
+            y = drop_labels(labels[idx], p_uncond, model.null_class, generator=gen)
+        with autocast():
+            loss = diffusion.loss_simple(train_model, x0, y=y, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        ema.update_parameters(model)
+        pending.append(loss.detach())
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            vals = torch.stack(pending).float().cpu().tolist()     # one device sync per log interval
+            pending.clear()
+            if not all(math.isfinite(v) for v in vals):
+                raise FloatingPointError(f"the loss became {vals[-1]} at step {step}; lower TrainConfig.lr "
+                                         f"(now {cfg.lr}) or keep grad_clip on.")
+            losses.extend(vals)
+            mean = sum(vals) / len(vals)
+            bar.update(len(vals))
+            bar.set_postfix(loss=f"{mean:.4f}")
+            state = TrainState(step, mean, losses, model, ema.module, time.perf_counter() - start)
+            for cb in callbacks:
+                cb(state)
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - start
+    model.eval()
+    ema.module.eval()
+    return TrainResult(model, ema.module, losses, wall, cfg.steps * B * world / wall, cfg)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, diffusion: GaussianDiffusion,
+                    meta: dict | None = None) -> Path:
+    """Save a model (its UNetConfig and weights) and its schedule, plus a ``.sha256`` sidecar.
+
+    Args:
+        path: the ``.pt`` file to write (folders are created).
+        model: a :class:`course_utils.models.UNet` (its ``config`` is saved to rebuild it).
+        diffusion: the schedule it was trained with (its betas are saved).
+        meta: plain JSON-like facts (command, seed, wall time, …) stored beside the weights.
+    Returns:
+        the path of the checkpoint.
+    """
+    if not isinstance(getattr(model, "config", None), UNetConfig):
+        raise ValueError("save_checkpoint needs a course_utils.models.UNet (it stores model.config).")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    payload = {
+        "format": 1,
+        "model_config": model.config.to_dict(),
+        "state_dict": state,
+        "betas": diffusion.betas.detach().to("cpu", torch.float64),
+        "variance": diffusion.variance,
+        "meta": json.loads(json.dumps(meta or {})),
+    }
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    write_sha256(path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
+                    ) -> tuple[UNet, GaussianDiffusion, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` after checking its sha256.
+
+    Returns:
+        (model in eval mode, its GaussianDiffusion, the meta dict), on ``device``.
+    Raises:
+        ValueError: the file does not match its sha256 sidecar (changed or corrupted), or the sidecar
+            is missing, or the file is not a course checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}.")
+    verify_sha256(path)
+    dev = get_device(device)
+    payload = torch.load(path, map_location=dev, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != 1 or "state_dict" not in payload:
+        raise ValueError(f"{path} is not a course_utils checkpoint (expected keys format=1, model_config, "
+                         "state_dict, betas).")
+    model = UNet(UNetConfig.from_dict(payload["model_config"])).to(dev)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    diffusion = GaussianDiffusion(payload["betas"], variance=payload.get("variance", "beta_tilde")).to(dev)
+    return model, diffusion, payload.get("meta", {})
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line (also the torchrun entry point)
+# ----------------------------------------------------------------------------------------------
+def _synthetic_data(n: int, size: int, seed: int) -> TensorDataset:
+    """Blobs whose position encodes one of 10 labels: a data set that needs no files (tests, benchmarks)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    ang = labels.float() / 10 * 2 * math.pi
+    cx, cy = 0.5 * torch.cos(ang), 0.5 * torch.sin(ang)
+    blob = torch.exp(-((xx - cx.view(-1, 1, 1)) ** 2 + (yy - cy.view(-1, 1, 1)) ** 2) / 0.08)
+    images = (blob * 2 - 1 + 0.05 * torch.randn(n, size, size, generator=g)).clamp(-1, 1).unsqueeze(1)
+    return TensorDataset(images, labels, tuple(str(i) for i in range(10)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m course_utils.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="fashion_mnist", choices=["fashion_mnist", "mnist", "synthetic"])
+    p.add_argument("--image-size", type=int, default=16)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--channels", default="32,64,128")
+    p.add_argument("--num-res-blocks", type=int, default=1)
+    p.add_argument("--attention", action="store_true")
+    p.add_argument("--num-classes", type=int, default=None, help="10 for class-conditional (CFG) training")
+    p.add_argument("--schedule", default="linear", choices=["linear", "cosine"])
+    p.add_argument("--T", type=int, default=1000)
+    for f in ("steps", "batch_size", "warmup_steps", "seed", "log_every"):
+        p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(TrainConfig, f))
+    for f in ("lr", "ema_decay"):
+        p.add_argument("--" + f.replace("_", "-"), type=float, default=getattr(TrainConfig, f))
+    p.add_argument("--amp", default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default=None, help="checkpoint path (.pt); a .sha256 and .json are written beside it")
+    a = p.parse_args(argv)
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and a.device in ("auto", "cuda") else "gloo"
+        dist.init_process_group(backend)
+    rank, world = _ddp_info()
+    try:
+        set_seed(a.seed)                                   # model initialisation is seeded too
+        if a.data == "synthetic":
+            data = _synthetic_data(a.limit or 2048, a.image_size, a.seed)
+        else:
+            from .data import load_dataset
+            data = load_dataset(a.data, train=True, image_size=a.image_size, limit=a.limit)
+        model = UNet(UNetConfig(channels=tuple(int(c) for c in a.channels.split(",")),
+                                num_res_blocks=a.num_res_blocks, attention=a.attention,
+                                num_classes=a.num_classes))
+        diffusion = GaussianDiffusion(make_betas(a.schedule, a.T))
+        cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps,
+                          ema_decay=a.ema_decay, seed=a.seed, device=a.device, amp=a.amp, compile=a.compile,
+                          log_every=a.log_every, progress=not a.no_progress)
+        result = train(model, diffusion, data, cfg)
+        digest = float(sum(p.detach().double().sum() for p in result.model.parameters()))
+        summary = {"rank": rank, "world_size": world, "steps": a.steps, "final_loss": result.losses[-1],
+                   "first_loss": result.losses[0], "wall_time_s": round(result.wall_time, 2),
+                   "images_per_second": round(result.images_per_second, 1), "param_digest": digest,
+                   "device": str(next(result.model.parameters()).device), "torch": torch.__version__}
+        print(json.dumps(summary), flush=True)
+        if a.out and rank == 0:
+            meta = {"command": "python -m course_utils.train " + " ".join(argv if argv is not None else
+                                                                          __import__("sys").argv[1:]),
+                    "train_config": asdict(cfg), **summary}
+            out = save_checkpoint(a.out, result.ema_model, diffusion, meta)
+            Path(str(out) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+            print(f"saved {out}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
