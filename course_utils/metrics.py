@@ -10,21 +10,22 @@
 * :func:`frechet_distance`: the Fréchet distance between Gaussians fitted to classifier features of two
   image sets (FID with the course classifier instead of Inception; values are *not* comparable with
   published FID numbers, only with each other).
-* :func:`sha256_file`, :func:`write_sha256`, :func:`verify_sha256`: generic hashing helpers, also used
-  for the training checkpoints of :mod:`course_utils.train`.
+* :func:`sha256_file`, :func:`write_sha256`, :func:`verify_sha256`: the hashing helpers of
+  :mod:`course_utils.utils`, re-exported here.
 
 Regenerate the shipped weights with ``python scripts/train_classifier.py`` (a few minutes on a CPU).
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .utils import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
 
 __all__ = ["FashionClassifier", "load_classifier", "classify", "class_agreement",
            "class_agreement_per_class", "frechet_distance", "sha256_file", "write_sha256",
@@ -34,71 +35,6 @@ DEFAULT_CLASSIFIER_PATH = Path(__file__).resolve().parent / "assets" / "fashion_
 TRAIN_CLASSIFIER_COMMAND = "python scripts/train_classifier.py"
 NATIVE_SIZE = 28           # FashionMNIST's own resolution; every input is resized to it
 NUM_CLASSES = 10
-
-
-# ----------------------------------------------------------------------------------------------
-# Hashing helpers (generic: also used for model checkpoints)
-# ----------------------------------------------------------------------------------------------
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The sha256 of a file's bytes, as 64 lowercase hex digits (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_sha256(path: str | os.PathLike) -> Path:
-    """Write the sidecar ``PATH.sha256`` in ``sha256sum`` format (``<hex>  <file name>``).
-
-    ``cd DIR && sha256sum -c FILE.sha256`` checks it from a shell.
-
-    Returns:
-        the path of the sidecar.
-    """
-    path = Path(path)
-    side = _sidecar(path)
-    side.write_text(f"{sha256_file(path)}  {path.name}\n", encoding="utf-8")
-    return side
-
-
-def verify_sha256(path: str | os.PathLike, regenerate: str | None = None) -> str:
-    """Check a file against its ``PATH.sha256`` sidecar before anything unpickles it.
-
-    Args:
-        path: the file to check.
-        regenerate: the command that re-creates the file, quoted in the error message.
-    Returns:
-        the file's sha256 (hex) when it matches.
-    Raises:
-        FileNotFoundError: the file itself does not exist.
-        ValueError: the sidecar is missing or unreadable, or the hash differs (the file was changed or
-            corrupted); the message says how to re-create the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}.")
-    how = (f"Regenerate it with `{regenerate}`." if regenerate
-           else "Re-create it with the script that wrote it (it writes the sidecar too).")
-    side = _sidecar(path)
-    try:
-        fields = side.read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: its sha256 sidecar {side.name} is missing or unreadable ({type(err).__name__}), "
-                         f"so the file cannot be checked before loading. {how}") from None
-    expected = fields[0].lower() if fields else ""
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise ValueError(f"{side} does not hold a sha256 in sha256sum format ('<64 hex digits>  <file name>'). "
-                         f"{how}")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ValueError(f"{path} does not match its sha256 sidecar (expected {expected[:12]}…, got {actual[:12]}…): "
-                         f"the file was changed or corrupted, so it is not loaded. {how}")
-    return actual
 
 
 # ----------------------------------------------------------------------------------------------

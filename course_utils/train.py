@@ -32,10 +32,9 @@ from tqdm.auto import tqdm
 
 from .data import TensorDataset
 from .diffusion import GaussianDiffusion
-from .metrics import verify_sha256, write_sha256
 from .models import UNet, UNetConfig, drop_labels
 from .schedules import make_betas
-from .utils import get_device, set_seed
+from .utils import get_device, set_seed, verify_sha256, write_sha256
 
 __all__ = ["TrainConfig", "TrainState", "TrainResult", "train", "save_checkpoint", "load_checkpoint",
            "resolve_amp_dtype"]
