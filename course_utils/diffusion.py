@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .schedules import check_betas
+from .validation import check_labels as _check_labels
 
 __all__ = [
     "GaussianDiffusion", "extract", "classifier_free_guidance", "guided_eps", "gaussian_kl",
@@ -91,23 +92,6 @@ def _check_w(w) -> float:
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(float(w)):
         raise ValueError(f"the guidance weight w must be a finite float (0 = no guidance); got {w!r}.")
     return float(w)
-
-
-def _check_labels(y, batch: int, device) -> torch.Tensor | None:
-    if y is None:
-        return None
-    if isinstance(y, bool):
-        raise ValueError("y must be an int class label or an int64 tensor of shape (B,); got a bool.")
-    if isinstance(y, int):
-        return torch.full((batch,), y, dtype=torch.long, device=device)
-    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"y must be an int class label or an integer tensor of shape (B,); got "
-                         f"{getattr(y, 'dtype', type(y).__name__)}.")
-    if y.ndim == 0:
-        y = y.expand(batch)
-    if y.shape != (batch,):
-        raise ValueError(f"y must have shape (B,) = ({batch},); got {tuple(y.shape)}.")
-    return y.to(device=device, dtype=torch.long)
 
 
 def guided_eps(model: nn.Module, x: torch.Tensor, t: torch.Tensor, y=None, w: float = 0.0) -> torch.Tensor:

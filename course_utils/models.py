@@ -25,6 +25,8 @@ from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
+from .validation import check_labels
+
 __all__ = [
     "UNetConfig", "UNet", "sinusoidal_embedding", "SinusoidalTimeEmbedding", "ResBlock", "Downsample",
     "Upsample", "AttentionBlock", "DownBlock", "UpBlock", "drop_labels", "count_parameters",
@@ -537,16 +539,7 @@ class UNet(nn.Module):
             return None
         if y is None:                                         # "no label": the null class for every image
             return torch.full((B,), K, dtype=torch.long, device=x.device)
-        if isinstance(y, int) and not isinstance(y, bool):
-            y = torch.tensor(y)
-        if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-            raise ValueError(f"y must be an int or an integer (int64) tensor of class labels of shape (B,); got "
-                             f"{getattr(y, 'dtype', type(y).__name__)}.")
-        if y.ndim == 0:
-            y = y.expand(B)
-        if y.shape != (B,):
-            raise ValueError(f"y must have shape (B,) = ({B},), one label per image; got {tuple(y.shape)}.")
-        y = y.to(device=x.device, dtype=torch.long)
+        y = check_labels(y, B, x.device)
         if not _is_compiling() and bool(((y < 0) | (y > K)).any()):
             raise ValueError(f"labels y must lie in [0, {K}]: 0…{K - 1} are the classes and {K} is the null "
                              f"class ∅; got values from {int(y.min())} to {int(y.max())}.")
