@@ -76,11 +76,13 @@ case "$cmd" in
     setup) setup ;;
     open)
         setup
-        start="notebooks"
-        [ -f notebooks/00_start_here.ipynb ] && start="notebooks/00_start_here.ipynb"
-        log "opening JupyterLab at $start (Ctrl-C to stop)"
+        # The learner's root is notebooks/ (the student copies); the start page opens first.
+        url=/lab/tree
+        [ -f notebooks/00_start_here.ipynb ] && url=/lab/tree/00_start_here.ipynb
+        log "opening JupyterLab in notebooks/ at $url (Ctrl-C to stop)"
         # shellcheck disable=SC2086
-        exec "$VENV/bin/jupyter" lab --notebook-dir="$REPO" "$start" ${JUPYTER_ARGS:-} "$@"
+        exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$REPO/notebooks" --LabApp.default_url="$url" \
+            ${JUPYTER_ARGS:-} "$@"
         ;;
     test)
         setup
