@@ -144,3 +144,15 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert lines[0]["final_loss"] != lines[1]["final_loss"]        # each rank saw its own batches
     model, diffusion, meta = load_checkpoint(out)
     assert meta["world_size"] == 2 and diffusion.num_timesteps == 50
+
+
+def test_bf16_autocast_path_runs_on_cpu():
+    """The autocast branch (bf16 on CPU; the GPU uses the same code) trains and keeps fp32 weights."""
+    from course_utils.train import resolve_amp_dtype
+    assert resolve_amp_dtype("auto", torch.device("cpu")) is None
+    assert resolve_amp_dtype("fp16", torch.device("cpu")) == torch.float16
+    data = _synthetic_data(128, 8, seed=0)
+    cfg = TrainConfig(steps=4, batch_size=32, amp="bf16", device="cpu", progress=False, log_every=2)
+    res = train(tiny_unet(), GaussianDiffusion(linear_betas(50)), data, cfg)
+    assert len(res.losses) == 4 and all(l == l for l in res.losses)
+    assert all(p.dtype == torch.float32 for p in res.ema_model.parameters())
