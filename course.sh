@@ -4,6 +4,7 @@
 #   ./course.sh open    set everything up (venv, package, data) and open the course in JupyterLab
 #   ./course.sh test    set everything up and run the whole test suite
 #   ./course.sh setup   only set up (idempotent: re-running it skips what is already done)
+#   ./course.sh release regenerate notebooks/ from solutions/ (--check: only compare, --gradebook: also fill gradebook.db)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), VENV (default ./.venv),
 # COURSE_DATA_DIR (default ./data), JUPYTER_ARGS (extra arguments for `jupyter lab`).
@@ -84,13 +85,17 @@ case "$cmd" in
         exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$REPO/notebooks" --LabApp.default_url="$url" \
             ${JUPYTER_ARGS:-} "$@"
         ;;
+    release)
+        setup_venv
+        exec "$VENV/bin/python" scripts/release_notebooks.py "$@"
+        ;;
     test)
         setup
         log "running the tests"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
-        sed -n '2,10p' "$0"
+        sed -n '2,11p' "$0"
         [ "$cmd" = help ] || exit 2
         ;;
 esac

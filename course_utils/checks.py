@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from .diffusion import GaussianDiffusion
+from .data import to_model_range
 from .schedules import linear_betas as _linear_betas, make_betas
 
 __all__ = [
@@ -39,21 +40,16 @@ OK, BAD = "✓", "✗"
 
 
 # ----------------------------------------------------------------------------------------------
-# References that the package does not expose as one named function
+# References: the package's functions, under the exercise's signature
 # ----------------------------------------------------------------------------------------------
 def reference_forward_step(x_prev: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """One forward step x_{t-1} → x_t of q(x_t | x_{t-1}) (Ho et al. 2020, eq. 2), t 0-indexed.
-
-    One step is the closed form q(x_t | x_0) of the one-step schedule [β_t]: √ᾱ_0 = √(1 − β_t) and
-    √(1 − ᾱ_0) = √β_t. So the package's :meth:`GaussianDiffusion.q_sample` computes it, with no second
-    copy of the formula.
-    """
-    return GaussianDiffusion(betas[t:t + 1]).q_sample(x_prev, 0, noise=noise)
+    """One forward step x_{t-1} → x_t (eq. 2), t 0-indexed: :meth:`GaussianDiffusion.q_step`."""
+    return GaussianDiffusion(betas).to(x_prev.device).q_step(x_prev, t, noise=noise)
 
 
 def reference_to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels {0, …, 255} → float32 in [-1, 1], as :func:`course_utils.data.load_dataset` does."""
-    return images.float().div(127.5).sub(1.0)
+    """uint8 pixels {0, …, 255} → float32 in [-1, 1]: :func:`course_utils.data.to_model_range`."""
+    return to_model_range(images)
 
 
 def reference_first_t_snr_below_one(betas: torch.Tensor) -> int | None:
@@ -209,7 +205,7 @@ def check_data_range(x: torch.Tensor, name: str = "x0") -> None:
         r.fail(f"{name} has dtype {x.dtype}: convert to float and scale to [-1, 1] (x / 127.5 - 1).")
     lo, hi = float(x.min()), float(x.max())
     if lo >= -1e-6 and hi <= 1 + 1e-6 and hi - lo > 0.25:
-        r.fail(f"data looks like [0, 1] (min {lo:.3f}, max {hi:.3f}): scale to [-1, 1] with 2 * x - 1. "
+        r.fail(f"data looks like [0, 1]: scale to [-1, 1] with 2 * x - 1 (min {lo:.3f}, max {hi:.3f}). "
                f"The forward process mixes x0 with N(0, 1) noise, which is centred on 0.")
     if hi > 1.5 and lo >= 0:
         r.fail(f"data looks like raw pixels in [0, 255] (max {hi:.1f}): scale to [-1, 1] with x / 127.5 - 1.")
@@ -427,13 +423,14 @@ def check_first_t_snr_below_one(fn: Callable, T: int = 1000, schedule: str = "li
     shown = f"first_t_snr_below_one({schedule}, T={T})"
     got = _as_index(r, _call(r, fn, a_bar.clone()), shown)
     ref = reference_first_t_snr_below_one(betas)
+    snr = a_bar / (1 - a_bar)
     if got == ref:
         if ref is None:
             r.ok(f"{shown} = None: with this schedule the signal still dominates at the last step "
                  f"(ᾱ_{T - 1} = {float(a_bar[-1]):.3f})")
         else:
-            r.ok(f"{shown} = {got} (paper step {got + 1}): SNR goes from {float(a_bar[got - 1] / (1 - a_bar[got - 1])) if got else float('inf'):.4f} "
-                 f"to {float(a_bar[got] / (1 - a_bar[got])):.4f}")
+            before = f"{float(snr[got - 1]):.4f}" if got > 0 else "∞"
+            r.ok(f"{shown} = {got} (paper step {got + 1}): SNR goes from {before} to {float(snr[got]):.4f}")
         return
     if ref is None:
         r.fail(f"{shown} returned {got}, but the SNR never drops below 1 here (ᾱ_{T - 1} = "
@@ -443,9 +440,8 @@ def check_first_t_snr_below_one(fn: Callable, T: int = 1000, schedule: str = "li
     msg = _snr_mistakes(ref, T).get(got)
     if msg:
         r.fail(f"{shown} returned {got}: {msg}")
-    snr = float(a_bar[got] / (1 - a_bar[got])) if 0 <= got < T else float("nan")
-    r.fail(f"{shown} returned {got} (SNR there = {snr:.4g}); look again for the first index where "
-           f"ᾱ_t / (1 − ᾱ_t) < 1.")
+    there = f"SNR there = {float(snr[got]):.4g}" if 0 <= got < T else f"not a timestep in [0, {T - 1}]"
+    r.fail(f"{shown} returned {got} ({there}); look again for the first index where ᾱ_t / (1 − ᾱ_t) < 1.")
 
 
 def check_snr_answers(t_linear, t_cosine) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-__all__ = ["load_dataset", "load_fashion_mnist", "prepare", "data_roots", "iterate_batches",
+__all__ = ["load_dataset", "load_fashion_mnist", "to_model_range", "prepare", "data_roots", "iterate_batches",
            "FASHION_MNIST_CLASSES", "DataNotFoundError", "TensorDataset"]
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -166,6 +166,20 @@ def prepare(root: str | os.PathLike | None = None, name: str = "fashion_mnist", 
         "and pass root=DIR or set COURSE_DATA_DIR=DIR.")
 
 
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels {0, …, 255} → float32 in [-1, 1] (x / 127.5 − 1), the range DDPM works in.
+
+    Args:
+        images: uint8 tensor of any shape.
+    Returns:
+        float32 tensor of the same shape (a new tensor; the input is not changed).
+    """
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise ValueError(f"to_model_range expects uint8 pixels in [0, 255]; got "
+                         f"{getattr(images, 'dtype', type(images).__name__)}.")
+    return images.float().div(127.5).sub(1.0)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_uint8(root: str, folder: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from torchvision import datasets
@@ -201,7 +215,7 @@ def load_dataset(name: str = "fashion_mnist", train: bool = True, image_size: in
     if limit is not None:
         x, y = x[:limit], y[:limit]
     dev = get_device(device)
-    x = x.to(dev).unsqueeze(1).float().div_(127.5).sub_(1.0)      # (N, 1, 28, 28) in [-1, 1]
+    x = to_model_range(x.to(dev).unsqueeze(1))                     # (N, 1, 28, 28) in [-1, 1]
     if image_size != 28:
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True,
                           align_corners=False).clamp_(-1.0, 1.0)

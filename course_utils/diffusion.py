@@ -295,6 +295,29 @@ class GaussianDiffusion(nn.Module):
         return (self._extract(self.sqrt_alphas_cumprod, t, x0) * x0
                 + self._extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise)
 
+    def q_step(self, x_prev: torch.Tensor, t, noise: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """One forward step x_{t-1} → x_t ~ q(x_t | x_{t-1}) = N(√(1 − β_t)·x_{t-1}, β_t·I) (eq. 2).
+
+        This is the lecture's noising loop ``x = sqrt(1 - β[t]) * x + sqrt(β[t]) * ε``; t is 0-indexed, so
+        index 0 takes x0 to the paper's x_1.
+
+        Args:
+            x_prev: (B, ...) the previous sample (x0 when t = 0).
+            t: (B,) int64 timesteps in [0, T-1] (an int is broadcast).
+            noise: optional (B, ...) ε ~ N(0, I); drawn with ``generator`` when omitted.
+        Returns:
+            (B, ...) x_t.
+        """
+        x_prev = _check_tensor(x_prev, "x_prev")
+        t = self._check_t(t, x_prev.shape[0])
+        if noise is None:
+            noise = _randn(x_prev.shape, x_prev, generator)
+        else:
+            _same_shape(_check_tensor(noise, "noise"), x_prev, "noise", "x_prev")
+        return (self._extract(self.alphas, t, x_prev).sqrt() * x_prev
+                + self._extract(self.betas, t, x_prev).sqrt() * noise)
+
     def snr(self, t) -> torch.Tensor:
         """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) at 0-indexed timesteps ``t`` (int or (B,) int64)."""
         batch = t.shape[0] if isinstance(t, torch.Tensor) and t.ndim else 1

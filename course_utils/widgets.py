@@ -133,6 +133,7 @@ def forward_diffusion_explorer(images: torch.Tensor, T: int = 1000,
         a :class:`ForwardDiffusionExplorer`; display it (last line of a cell) to use it.
     """
     import ipywidgets as widgets
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -159,9 +160,9 @@ def forward_diffusion_explorer(images: torch.Tensor, T: int = 1000,
     FigureCanvasAgg(fig)
     gs = fig.add_gridspec(1, 3, width_ratios=[2.2, 1, 1], wspace=0.3)
     ax_img, ax_hist, ax_curve = (fig.add_subplot(gs[0, i]) for i in range(3))
-    image_artist = ax_img.imshow(frames[first][0].numpy(), cmap="gray", vmin=-1, vmax=1,
+    gray = matplotlib.colormaps["gray"].with_extremes(bad="white")       # NaN: the gaps between images
+    image_artist = ax_img.imshow(frames[first][0].numpy(), cmap=gray, vmin=-1, vmax=1,
                                  interpolation="nearest")
-    image_artist.cmap.set_bad("white")
     ax_img.set_axis_off()
     ax_img.set_title("x_t (values outside [-1, 1] clipped)", fontsize=9)
 

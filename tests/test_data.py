@@ -110,3 +110,12 @@ def test_prepare_cli(tmp_path):
     require_data()
     root = D.prepare(download=False)
     assert D.main(["prepare", "--root", str(root), "--no-download"]) == 0
+
+
+def test_to_model_range():
+    x = torch.tensor([0, 127, 128, 255], dtype=torch.uint8)
+    out = D.to_model_range(x)
+    assert out.dtype == torch.float32 and out[0] == -1.0 and out[-1] == 1.0
+    assert abs(float(out[1]) + float(out[2])) < 1e-2          # symmetric around 0
+    with pytest.raises(ValueError, match="uint8"):
+        D.to_model_range(x.float())

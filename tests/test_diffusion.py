@@ -93,6 +93,12 @@ def test_iterative_chain_matches_closed_form_in_distribution():
     for t in range(t_stop + 1):
         noise = torch.randn(x.shape, generator=g, dtype=torch.float64)
         x = torch.sqrt(1 - B[t]) * x + torch.sqrt(B[t]) * noise
+    # the package's one-step q_step is the same loop: replay it with the same noises
+    g_replay = torch.Generator().manual_seed(1)
+    x_pkg = x0.float()
+    for t in range(t_stop + 1):
+        x_pkg = d.q_step(x_pkg, t, noise=torch.randn(x0.shape, generator=g_replay, dtype=torch.float64).float())
+    assert torch.allclose(x_pkg.double(), x, atol=1e-5)
     closed = d.q_sample(x0.float(), torch.full((n,), t_stop), generator=g)
     assert abs(float(x.mean()) - float(closed.mean())) < 5 * math.sqrt(2 * float(x.var()) / n)
     assert float(x.var()) == pytest.approx(float(closed.var()), rel=0.02)

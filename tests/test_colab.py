@@ -1,0 +1,84 @@
+"""course_utils.colab: the repository URL lives in one place, and the notebooks' first cell installs the
+package only inside Colab, without touching Colab's torch."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils import colab
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb")) + sorted((REPO / "notebooks").glob("*/*.ipynb"))
+
+
+def run_setup_cell(monkeypatch, in_colab: bool, have=("torch",)):
+    """Execute the setup cell with subprocess.run recorded; returns (pip commands, widget manager calls)."""
+    calls, enabled = [], []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(list(cmd)))
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    if in_colab:
+        google = types.ModuleType("google")
+        google_colab = types.ModuleType("google.colab")
+        google_colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: enabled.append(True))
+        google.colab = google_colab
+        monkeypatch.setitem(sys.modules, "google", google)
+        monkeypatch.setitem(sys.modules, "google.colab", google_colab)
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: real(name, *a) if name in have else None)
+    exec(compile(colab.setup_cell_source(), "<colab-setup>", "exec"), {})
+    return calls, enabled
+
+
+def test_setup_cell_does_nothing_outside_colab(monkeypatch):
+    assert run_setup_cell(monkeypatch, in_colab=False) == ([], [])
+
+
+def test_setup_cell_in_colab_installs_without_deps_and_enables_widgets(monkeypatch):
+    calls, enabled = run_setup_cell(monkeypatch, in_colab=True, have=("torch", "einops"))
+    assert enabled == [True]
+    assert calls[0][-1] == colab.PIP_SPEC and "--no-deps" in calls[0]
+    assert calls[0][:3] == [sys.executable, "-m", "pip"]
+    assert calls[1][-1:] == ["torchmetrics"]                # only what is missing; einops is there
+    assert len(calls) == 2
+    assert not any("torch" == a or a.startswith(("torch=", "torch>", "torchvision")) for c in calls for a in c)
+
+
+def test_setup_cell_in_colab_skips_what_is_installed(monkeypatch):
+    calls, enabled = run_setup_cell(monkeypatch, in_colab=True,
+                                    have=("course_utils", "einops", "torchmetrics"))
+    assert calls == [] and enabled == [True]
+
+
+def test_badge_points_at_the_student_notebook():
+    url = colab.colab_url("notebooks/02_forward_diffusion/02_forward_diffusion.ipynb")
+    assert url == (f"https://colab.research.google.com/github/{colab.GITHUB_REPO}/blob/{colab.BRANCH}/"
+                   "notebooks/02_forward_diffusion/02_forward_diffusion.ipynb")
+    assert colab.badge_markdown("notebooks/a/a.ipynb").startswith("[![Open In Colab](")
+    with pytest.raises(ValueError):
+        colab.colab_url("/abs/path.ipynb")
+    with pytest.raises(ValueError):
+        colab.colab_url("../outside.ipynb")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO)) for p in NOTEBOOKS])
+def test_url_only_in_the_generated_cells(path):
+    """Each notebook opens with the badge and the setup cell, and mentions the repository nowhere else."""
+    nb = nbformat.read(path, as_version=4)
+    assert colab.BADGE_TAG in nb.cells[0].metadata.get("tags", [])
+    assert colab.SETUP_TAG in nb.cells[1].metadata.get("tags", []) and nb.cells[1].cell_type == "code"
+    assert nb.cells[1].source == colab.setup_cell_source()
+    assert colab.GITHUB_REPO in nb.cells[0].source
+    assert not any(colab.GITHUB_REPO in c.source for c in nb.cells[2:])
+
+
+def test_url_only_in_colab_py():
+    hits = [p for p in (REPO / "course_utils").glob("*.py") if colab.GITHUB_REPO in p.read_text(encoding="utf-8")]
+    assert hits == [REPO / "course_utils" / "colab.py"]

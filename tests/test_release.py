@@ -1,0 +1,143 @@
+"""The release: notebooks/ is exactly what scripts/release_notebooks.py generates from solutions/, and a
+student notebook holds no solution code and no hidden test."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils import colab
+from course_utils.grading import check_submission, graded_cells
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "release_notebooks.py"
+LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+PAIRS = [(REPO / "solutions" / lesson / nb.name, REPO / "notebooks" / lesson / nb.name)
+         for lesson in LESSONS for nb in sorted((REPO / "solutions" / lesson).glob("*.ipynb"))]
+
+
+def run_release(args, repo: Path = REPO, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    return subprocess.run([sys.executable, str(repo / "scripts" / "release_notebooks.py"), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def regions(source: str, begin: str, end: str) -> list[str]:
+    """Lines inside ``begin … end`` regions of a cell."""
+    out, inside = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            out.append(line)
+    return out
+
+
+def test_there_is_a_lesson():
+    assert ("02_forward_diffusion", "02_forward_diffusion.ipynb") in {(s.parent.name, s.name) for s, _ in PAIRS}
+
+
+@pytest.mark.parametrize("solution, release", PAIRS, ids=[s.parent.name for s, _ in PAIRS])
+def test_release_has_no_solution_code_and_no_hidden_tests(solution, release):
+    src = nbformat.read(solution, as_version=4)
+    rel = nbformat.read(release, as_version=4)
+    text = "\n".join(c.source for c in rel.cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
+    secret = [line.strip() for c in src.cells
+              for line in regions(c.source, "### BEGIN SOLUTION", "### END SOLUTION")
+              + regions(c.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]
+    secret = [s for s in secret if len(s) > 12]                      # skip `)` and the like
+    assert len(secret) >= 10
+    leaked = [s for s in secret if s in text]
+    assert not leaked, leaked
+    # every answer cell is a stub, every test cell kept its visible part, and nothing has outputs
+    for cell in rel.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            assert "raise NotImplementedError()" in cell.source
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    tests = [c for c in rel.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert tests and all("check_" in c.source for c in tests)
+
+
+@pytest.mark.parametrize("solution, release", PAIRS, ids=[s.parent.name for s, _ in PAIRS])
+def test_release_keeps_every_graded_cell(solution, release):
+    assert graded_cells(solution)
+    r = check_submission(release, solution)
+    assert r.ok, r.message()
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points")
+              for c in nbformat.read(release, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")}
+    assert all(p and p > 0 for p in points.values())
+
+
+def test_committed_notebooks_equal_what_the_release_command_produces(tmp_path):
+    """Run from an unrelated directory, without the venv on PATH: the script must cope."""
+    proc = run_release(["--check"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "up to date" in proc.stdout
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """The files the release command reads and writes, in a scratch checkout."""
+    root = tmp_path / "repo"
+    for name in ("nbgrader_config.py", "scripts/release_notebooks.py", "course_utils/__init__.py",
+                 "course_utils/colab.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, root / name)
+    for folder in ("solutions", "notebooks"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+def test_check_mode_reports_stale_notebooks_and_release_fixes_them(repo_copy, tmp_path):
+    lesson = "02_forward_diffusion"
+    student = repo_copy / "notebooks" / lesson / f"{lesson}.ipynb"
+    nb = nbformat.read(student, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("edited by hand"))
+    nbformat.write(nb, student)
+    (repo_copy / "notebooks" / lesson / "notes.txt").write_text("stray")
+    (repo_copy / "notebooks" / "99_orphan").mkdir()
+    (repo_copy / "notebooks" / "99_orphan" / "99_orphan.ipynb").write_text("{}")
+    sol = repo_copy / "solutions" / lesson / f"{lesson}.ipynb"
+    src = nbformat.read(sol, as_version=4)
+    setup = next(c for c in src.cells if colab.SETUP_TAG in c.metadata.get("tags", []))
+    setup.source = setup.source.replace(colab.GITHUB_REPO, "someone/old-name")
+    nbformat.write(src, sol)
+    before = sol.read_bytes()
+
+    proc = run_release(["--check"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"differs from its solution: {student}" in proc.stdout
+    assert "not produced by the release command" in proc.stdout and "notes.txt" in proc.stdout
+    assert "student folder without a solution" in proc.stdout and "99_orphan" in proc.stdout
+    assert "stale Colab badge/setup cell" in proc.stdout
+    assert sol.read_bytes() == before                                  # --check changes nothing
+
+    shutil.rmtree(repo_copy / "notebooks" / "99_orphan")
+    proc = run_release(["--gradebook"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "updated the Colab cells" in proc.stdout
+    from nbgrader.api import Gradebook            # --gradebook recorded the graded cells for autograde
+    with Gradebook(f"sqlite:///{repo_copy / 'gradebook.db'}", "diffusion-course") as gb:
+        assignment = gb.find_assignment(lesson)
+        assert assignment.max_score == sum(c.metadata["nbgrader"].get("points", 0) for c in src.cells
+                                           if c.metadata.get("nbgrader", {}).get("grade"))
+        assert len(assignment.notebooks[0].grade_cells) == 7
+    assert nbformat.read(sol, as_version=4).cells[1].source == colab.setup_cell_source()
+    assert not (repo_copy / "notebooks" / lesson / "notes.txt").exists()
+    # the regenerated notebooks are byte-identical to the committed ones: the output is deterministic
+    assert student.read_bytes() == (REPO / "notebooks" / lesson / f"{lesson}.ipynb").read_bytes()
+    proc = run_release(["--check"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
