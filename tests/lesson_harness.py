@@ -1,0 +1,237 @@
+"""The shared end-to-end tests of a graded lesson.
+
+A lesson's test file declares a :class:`LessonSpec` and pulls in the standard tests::
+
+    SPEC = LessonSpec("02_forward_diffusion", exercises={"ex1-…": ("ex1-…-tests", 1), …}, one_right="ex5-…")
+    globals().update(lesson_tests(SPEC))
+
+The standard tests: nbval executes the solution notebook (only tagged outputs are exempt, nothing is
+skipped); nbgrader autogrades, in a temporary course copy and in one run, the solution (full marks),
+the untouched student notebook (0, no crash), a submission with exactly one exercise right (exactly
+its points) and a copy whose nbgrader metadata was stripped; the solution's test cells are silent on
+stderr; generated feedback hides the hidden tests. The ``graded`` fixture is module-scoped, so each
+lesson is autograded once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import require_data
+
+REPO = Path(__file__).resolve().parents[1]
+COURSE_ID = "diffusion-course"
+
+
+@dataclass
+class LessonSpec:
+    """What the standard tests need to know about one lesson.
+
+    Attributes:
+        lesson: the folder name, e.g. "02_forward_diffusion" (the notebook has the same name).
+        exercises: answer cell grade_id → (its test cell grade_id, points).
+        one_right: the exercise answered in the "exactly one exercise right" submission.
+        max_ignored_outputs: how many code cells may be tagged nbval-ignore-output.
+        visible_marker: text of a visible test that must appear in the feedback HTML.
+    """
+
+    lesson: str
+    exercises: dict[str, tuple[str, int]]
+    one_right: str
+    max_ignored_outputs: int = 3
+    visible_marker: str = "checks.check"
+    needs_data: bool = True
+    extra_submissions: dict = field(default_factory=dict)
+
+    @property
+    def solution(self) -> Path:
+        return REPO / "solutions" / self.lesson / f"{self.lesson}.ipynb"
+
+    @property
+    def total(self) -> int:
+        return sum(p for _, p in self.exercises.values())
+
+
+def tool_env(tmp: Path) -> dict:
+    """PATH with this interpreter's bin/ first (nbgrader runs `alembic`), and no user kernelspecs."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")          # ignore ~/.local/share/jupyter
+    env["PYTHONWARNINGS"] = "ignore"
+    env.setdefault("COURSE_DATA_DIR", str(REPO / "data"))
+    return env
+
+
+def nbgrader(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def solution_code(cell) -> str:
+    """An answer cell's source as a learner would write it: the solution without nbgrader's markers."""
+    return "\n".join(line for line in cell.source.split("\n")
+                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+
+
+def make_submission(release, source, answered: set[str]):
+    """The released notebook with the answer cells in ``answered`` filled in from the solution."""
+    nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in answered:
+            cell.source = solution_code(answers[gid])
+    return nb
+
+
+def strip_nbgrader_metadata(nb):
+    """A copy as another editor might save it: every nbgrader cell metadata gone."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in nb.cells:
+        for key in ("nbgrader", "editable", "deletable"):
+            cell.metadata.pop(key, None)
+    return nb
+
+
+def autograde(spec: LessonSpec, tmp: Path) -> dict:
+    """Generate the lesson in a temporary course, submit the standard submissions, autograde once."""
+    from nbgrader.api import Gradebook
+
+    lesson = spec.lesson
+    course = tmp / "course"
+    course.mkdir()
+    shutil.copy2(REPO / "nbgrader_config.py", course)
+    shutil.copytree(spec.solution.parent, course / "solutions" / lesson,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    env = tool_env(tmp)
+    nbgrader(["generate_assignment", lesson, "--force"], course, env)
+    release = nbformat.read(course / "notebooks" / lesson / f"{lesson}.ipynb", as_version=4)
+    source = nbformat.read(spec.solution, as_version=4)
+
+    submissions = {
+        "solution": make_submission(release, source, set(spec.exercises)),
+        "blank": make_submission(release, source, set()),
+        "one_right": make_submission(release, source, {spec.one_right}),
+        "stripped": strip_nbgrader_metadata(make_submission(release, source, set(spec.exercises))),
+    }
+    for name, build in spec.extra_submissions.items():
+        submissions[name] = build(release, source)
+    for student, nb in submissions.items():
+        folder = course / "submitted" / student / lesson
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{lesson}.ipynb")
+
+    t0 = time.perf_counter()
+    proc = nbgrader(["autograde", lesson, "--force"], course, env)
+    seconds = time.perf_counter() - t0
+
+    scores, totals = {}, {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        for student in submissions:
+            nb = gb.find_submission_notebook(lesson, lesson, student)
+            scores[student] = {g.name: g.auto_score for g in nb.grades}
+            totals[student] = (nb.score, nb.max_score)
+    autograded = {s: nbformat.read(course / "autograded" / s / lesson / f"{lesson}.ipynb", as_version=4)
+                  for s in submissions}
+    summary = {s: totals[s][0] for s in submissions}
+    print(f"\n{lesson}: autograde of {len(submissions)} submissions: {seconds:.1f} s "
+          f"({seconds / len(submissions):.1f} s per submission); scores {summary} of {spec.total}")
+    return dict(course=course, env=env, scores=scores, totals=totals, autograded=autograded,
+                log=proc.stdout + proc.stderr, release=release, seconds=seconds)
+
+
+def lesson_tests(spec: LessonSpec) -> dict:
+    """The standard tests of a lesson, as a dict to merge into the test module's globals."""
+
+    @pytest.fixture(scope="module")
+    def graded(tmp_path_factory):
+        if spec.needs_data:
+            require_data()
+        return autograde(spec, tmp_path_factory.mktemp(spec.lesson))
+
+    def test_solution_notebook_runs_under_nbval(tmp_path):
+        """nbval executes the solution notebook and compares every output not tagged nbval-ignore-output."""
+        if spec.needs_data:
+            require_data()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+             "--nbval-cell-timeout=300", str(spec.solution)],
+            cwd=REPO, env=tool_env(tmp_path), capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+        assert re.search(r"\b\d+ passed\b", proc.stdout) and "failed" not in proc.stdout
+
+    def test_varying_outputs_are_marked_not_skipped():
+        """Only outputs that vary are exempt from comparison, and no cell is skipped."""
+        nb = nbformat.read(spec.solution, as_version=4)
+        tags = [set(c.metadata.get("tags", [])) for c in nb.cells if c.cell_type == "code"]
+        assert not any({"nbval-skip", "NBVAL_SKIP"} & t for t in tags)
+        ignored = sum("nbval-ignore-output" in t for t in tags)
+        assert ignored <= spec.max_ignored_outputs < len(tags) - ignored
+        assert not any("NBVAL" in c.source for c in nb.cells)          # learners never see the markers
+
+    def test_solution_submission_scores_full_marks(graded):
+        score, max_score = graded["totals"]["solution"]
+        assert max_score == spec.total
+        assert score == spec.total
+        for answer, (test_id, points) in spec.exercises.items():
+            assert graded["scores"]["solution"][test_id] == points, test_id
+
+    def test_untouched_student_notebook_scores_zero_without_crashing(graded):
+        assert graded["totals"]["blank"] == (0, spec.total)
+        blank = graded["scores"]["blank"]
+        test_ids = [t for t, _ in spec.exercises.values()]
+        assert {t: blank[t] for t in test_ids} == {t: 0 for t in test_ids}
+        # The grader ran every cell: each test cell failed with the learner-facing message, not a crash.
+        for cell in graded["autograded"]["blank"].cells:
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                errors = [o for o in cell.outputs if o.output_type == "error"]
+                assert len(errors) == 1, cell.metadata["nbgrader"]["grade_id"]
+                assert errors[0].ename in ("AssertionError", "NameError", "NotImplementedError")
+
+    def test_one_exercise_right_scores_exactly_its_points(graded):
+        scores = graded["scores"]["one_right"]
+        test_id, points = spec.exercises[spec.one_right]
+        assert graded["totals"]["one_right"] == (points, spec.total)
+        assert {t: scores[t] for t, _ in spec.exercises.values()} == \
+            {t: (p if t == test_id else 0) for t, p in spec.exercises.values()}
+
+    def test_test_cells_are_silent_on_stderr(graded):
+        """nbgrader scores a test cell 0 if anything reaches stderr, so the solution run must write none."""
+        for cell in graded["autograded"]["solution"].cells:
+            if cell.cell_type != "code":
+                continue
+            bad = [o for o in cell.outputs if o.output_type == "error"
+                   or (o.output_type == "stream" and o.name == "stderr")]
+            assert not bad, (cell.source[:200], bad)
+
+    def test_stripped_submission_is_detected(graded):
+        """nbgrader grades a metadata-stripped copy silently to 0; course_utils.grading flags it."""
+        from course_utils.grading import check_submitted
+
+        assert graded["totals"]["stripped"][0] == 0
+        assert all(v is None or v == 0 for v in graded["scores"]["stripped"].values())
+        results = {r.path.parts[-3]: r for r in check_submitted(graded["course"])}
+        assert results["stripped"].stripped and not results["stripped"].ok
+        assert all(results[s].ok for s in ("solution", "blank", "one_right"))
+
+    def test_feedback_hides_hidden_tests(graded):
+        course, env = graded["course"], graded["env"]
+        nbgrader(["generate_feedback", spec.lesson, "--student", "one_right", "--force"], course, env)
+        html = (course / "feedback" / "one_right" / spec.lesson / f"{spec.lesson}.html").read_text(encoding="utf-8")
+        assert spec.visible_marker in html                     # the visible tests are there
+        assert "HIDDEN TESTS" not in html
+
+    return {name: obj for name, obj in locals().items() if name.startswith("test_") or name == "graded"}
