@@ -543,3 +543,939 @@ def check_monte_carlo(fn: Callable, T: int = 10, t: int = 4, shape=(1, 4, 4), n_
     note = " (graded with the package's forward_step, alphas_cumprod and q_sample)" if use_reference_helpers else ""
     r.ok(f"{shown}: chain and closed form both have mean √ᾱ_{t}·x0 and variance 1 − ᾱ_{t} = {var:.5f} "
          f"within 5 standard errors{note}")
+
+
+# ==============================================================================================
+# Lesson 01 — U-Net recap: down block, up block, a small U-Net, parameter count
+# ==============================================================================================
+def reference_small_unet(in_channels: int = 1, channels: tuple[int, int] = (32, 64)) -> "torch.nn.Module":
+    """Lesson 01's two-level U-Net, assembled from the package's :class:`~course_utils.models.DownBlock`
+    and :class:`~course_utils.models.UpBlock` with the attribute names the exercise asks for.
+
+    ``conv_in`` (B, c1, H, W) → ``down1`` (B, c1, H/2, W/2) → ``down2`` (B, c2, H/4, W/4) →
+    ``up1`` (with the skip from ``down1``) (B, c1, H/2, W/2) → ``up2`` (with the skip from ``conv_in``)
+    (B, c1, H, W) → ``conv_out`` 1x1 → (B, in_channels, H, W). H and W must be multiples of 4.
+    """
+    from torch import nn
+
+    from .models import DownBlock, UpBlock
+
+    class SmallUNet(nn.Module):
+        def __init__(self, in_channels: int = 1, channels: tuple[int, int] = (32, 64)):
+            super().__init__()
+            c1, c2 = channels
+            self.conv_in = nn.Conv2d(in_channels, c1, 3, padding=1)
+            self.down1 = DownBlock(c1, c1)
+            self.down2 = DownBlock(c1, c2)
+            self.up1 = UpBlock(c2, c1, c1)
+            self.up2 = UpBlock(c1, c1, c1)
+            self.conv_out = nn.Conv2d(c1, in_channels, 1)
+
+        def forward(self, x):
+            h0 = self.conv_in(x)                 # (B, c1, H, W)
+            h1 = self.down1(h0)                  # (B, c1, H/2, W/2)
+            h2 = self.down2(h1)                  # (B, c2, H/4, W/4)
+            u1 = self.up1(h2, h1)                # (B, c1, H/2, W/2)
+            u2 = self.up2(u1, h0)                # (B, c1, H, W)
+            return self.conv_out(u2)             # (B, in_channels, H, W)
+
+    return SmallUNet(in_channels, tuple(channels))
+
+
+def _build(r: _Report, cls, *args, what: str):
+    """Construct the learner's module, quietly; it must be a torch.nn.Module."""
+    m = _call(r, cls, *args)
+    if not isinstance(m, torch.nn.Module):
+        r.fail(f"{what} should build a torch.nn.Module (class … (nn.Module) with super().__init__()); got "
+               f"{type(m).__name__}.")
+    return m
+
+
+def _same_layout(mine: torch.nn.Module, ref: torch.nn.Module) -> bool:
+    """True when both modules have the same parameter/buffer names and shapes (weights can be copied)."""
+    a, b = mine.state_dict(), ref.state_dict()
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+
+
+def _copy_weights_from(ref: torch.nn.Module, mine: torch.nn.Module) -> None:
+    with torch.no_grad():
+        mine.load_state_dict(ref.state_dict())
+
+
+def _structure(r: _Report, block: torch.nn.Module, what: str) -> None:
+    """A conv → GroupNorm → GELU block contains those three layers (GELU as a module or F.gelu)."""
+    from torch import nn
+
+    kinds = {type(m) for m in block.modules()}
+    if nn.Conv2d not in kinds:
+        r.fail(f"{what} has no nn.Conv2d: the block starts with a 3x3 convolution (padding=1).")
+    if nn.GroupNorm not in kinds:
+        extra = " (BatchNorm depends on the batch; GroupNorm normalises each image on its own)" \
+            if kinds & {nn.BatchNorm2d, nn.InstanceNorm2d, nn.LayerNorm} else ""
+        r.fail(f"{what} has no nn.GroupNorm: conv → GroupNorm → GELU{extra}.")
+
+
+def _layer_order(block: torch.nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of the Conv2d / GroupNorm / GELU modules in the order a forward pass calls them."""
+    from torch import nn
+
+    order, handles = [], []
+    for m in block.modules():
+        for kind, name in ((nn.Conv2d, "conv"), (nn.GroupNorm, "norm"), (nn.GELU, "gelu")):
+            if type(m) is kind:
+                handles.append(m.register_forward_hook(lambda *_a, n=name: order.append(n)))
+    try:
+        with torch.no_grad():
+            block(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def _in_train_and_eval(block: torch.nn.Module, fn):
+    was = block.training
+    try:
+        block.eval()
+        return fn()
+    finally:
+        block.train(was)
+
+
+def check_down_block(cls: Callable, in_ch: int = 8, out_ch: int = 16,
+                     sizes=((2, 16, 16), (3, 8, 12)), seed: int = 0) -> None:
+    """Check a learner's ``DownBlock(in_ch, out_ch)``: (B, in_ch, H, W) → (B, out_ch, H/2, W/2), built from
+    conv3x3 → GroupNorm → GELU and a halving; when its parameters are laid out like the package's
+    :class:`~course_utils.models.DownBlock` (``conv`` = Sequential(conv, norm, GELU), ``down`` =
+    ``Downsample``), the reference's weights are copied in and the outputs must agree.
+    """
+    from .models import DownBlock as RefDown
+
+    r = _Report("DownBlock")
+    what = f"DownBlock({in_ch}, {out_ch})"
+    torch.manual_seed(seed)
+    block = _build(r, cls, in_ch, out_ch, what=what)
+    _structure(r, block, what)
+    for B, H, W in sizes:
+        x = _images((B, in_ch, H, W), seed + H + W)
+        out = _as_tensor(r, _call(r, lambda: _in_train_and_eval(block, lambda: block(x))),
+                         f"{what}(x {_fmt_shape(x.shape)})")
+        want = (B, out_ch, H // 2, W // 2)
+        got = tuple(out.shape)
+        if got[2:] == (H, W):
+            r.fail(f"{what} on {_fmt_shape(x.shape)} kept the resolution {H}x{W}: after conv → GroupNorm → "
+                   f"GELU, halve it (Downsample(out_ch), nn.MaxPool2d(2) or a stride-2 conv).")
+        if len(got) == 4 and got[2:] == (H // 4, W // 4):
+            r.fail(f"{what} on {_fmt_shape(x.shape)} returned {H // 4}x{W // 4}: it halves twice; halve once.")
+        if len(got) == 4 and got[1] != out_ch and got[2:] == want[2:]:
+            r.fail(f"{what} returned {got[1]} channels; the block maps in_ch={in_ch} to out_ch={out_ch} "
+                   f"channels.")
+        if got != want:
+            r.fail(f"{what}(x {_fmt_shape(x.shape)}) should have shape {_fmt_shape(want)}; got "
+                   f"{_fmt_shape(got)}. Derive every size from x (x.shape), never from a fixed image size.")
+    order = _call(r, _layer_order, block, _images((2, in_ch, 8, 8), seed))
+    if "norm" in order and "gelu" in order and order.index("gelu") < order.index("norm"):
+        r.fail(f"{what} calls GELU before GroupNorm; the order is conv → GroupNorm → GELU.")
+    if "norm" in order and "conv" in order and order.index("norm") < order.index("conv"):
+        r.fail(f"{what} normalises before the convolution; the order is conv → GroupNorm → GELU.")
+    torch.manual_seed(seed + 1)
+    ref = RefDown(in_ch, out_ch)
+    if _same_layout(block, ref):
+        _copy_weights_from(ref, block)
+        x = _images((2, in_ch, 8, 8), seed + 99)
+        with torch.no_grad():
+            mine = _in_train_and_eval(block, lambda: block(x))
+            want = ref(x)
+            conv, norm = ref.conv[0], ref.conv[1]
+            act_first = ref.down(norm(torch.nn.functional.gelu(conv(x))))
+            relu = ref.down(torch.relu(norm(conv(x))))
+            no_act = ref.down(norm(conv(x)))
+        _diagnose(r, mine, want, {
+            "GELU comes before GroupNorm in your block; the order is conv → GroupNorm → GELU.": act_first,
+            "that is ReLU; the block uses GELU (nn.GELU()).": relu,
+            "the activation is missing: conv → GroupNorm → GELU.": no_act,
+        }, rtol=1e-4, atol=1e-5, what=f"{what} with the reference's weights")
+        r.ok(f"{what}: with the package's weights copied in, the output matches course_utils.models.DownBlock")
+    else:
+        r.note("your block's parameters are named or shaped differently from course_utils.models.DownBlock "
+               "(conv = Sequential(Conv2d, GroupNorm, GELU), down = Downsample(out_ch)), so its numbers are "
+               "not compared; shapes and layers are.")
+    sizes_txt = ", ".join(f"{H}x{W}" for _, H, W in sizes)
+    r.ok(f"{what}: conv → GroupNorm → GELU, then half the resolution, at {sizes_txt} px")
+
+
+def check_up_block(cls: Callable, in_ch: int = 16, skip_ch: int = 8, out_ch: int = 8,
+                   sizes=((2, 4, 4), (3, 4, 6)), seed: int = 0) -> None:
+    """Check a learner's ``UpBlock(in_ch, skip_ch, out_ch)`` called as ``block(x, skip)``: (B, in_ch, H, W)
+    and (B, skip_ch, 2H, 2W) → (B, out_ch, 2H, 2W); gradients must reach both x and the skip; with the
+    package's :class:`~course_utils.models.UpBlock` layout, the outputs must agree with copied weights.
+    """
+    from .models import UpBlock as RefUp
+
+    r = _Report("UpBlock")
+    what = f"UpBlock({in_ch}, {skip_ch}, {out_ch})"
+    torch.manual_seed(seed)
+    block = _build(r, cls, in_ch, skip_ch, out_ch, what=what)
+    _structure(r, block, what)
+    for B, H, W in sizes:
+        x = _images((B, in_ch, H, W), seed + H).requires_grad_(True)
+        skip = _images((B, skip_ch, 2 * H, 2 * W), seed + W + 7).requires_grad_(True)
+        shown = f"{what}(x {_fmt_shape(x.shape)}, skip {_fmt_shape(skip.shape)})"
+        out = _as_tensor(r, _call(r, block, x, skip), shown)
+        want = (B, out_ch, 2 * H, 2 * W)
+        if tuple(out.shape) != want:
+            hint = ""
+            if out.ndim == 4 and tuple(out.shape[2:]) == (H, W):
+                hint = " The resolution did not double: upsample x first (Upsample(in_ch) or nn.Upsample(scale_factor=2))."
+            r.fail(f"{shown} should have shape {_fmt_shape(want)}; got {_fmt_shape(out.shape)}.{hint}")
+        weights = torch.randn(out.shape, generator=_gen(seed + 5))
+        (out * weights).sum().backward()
+        if skip.grad is None or float(skip.grad.abs().sum()) == 0:
+            r.fail(f"{shown}: no gradient reaches the skip connection, so the block ignores it. Concatenate "
+                   f"it with the upsampled x on the channel axis, torch.cat([h, skip], dim=1), before the conv.")
+        if x.grad is None or float(x.grad.abs().sum()) == 0:
+            r.fail(f"{shown}: no gradient reaches x, so the block ignores its main input.")
+    r.ok(f"{what}: doubles the resolution and gradients reach both x and the skip")
+    torch.manual_seed(seed + 1)
+    ref = RefUp(in_ch, skip_ch, out_ch)
+    if _same_layout(block, ref):
+        _copy_weights_from(ref, block)
+        x = _images((2, in_ch, 4, 4), seed + 98)
+        skip = _images((2, skip_ch, 8, 8), seed + 97)
+        with torch.no_grad():
+            mine = block(x, skip)
+            want = ref(x, skip)
+            h = ref.up(x)
+            swapped = None
+            if in_ch == skip_ch:
+                swapped = ref.conv(torch.cat([skip, h], dim=1))
+        _diagnose(r, mine, want, {
+            "you concatenated [skip, h]; the reference puts the upsampled input first: torch.cat([h, skip], "
+            "dim=1), so the conv's first in_ch input channels see h.": swapped,
+        }, rtol=1e-4, atol=1e-5, what=f"{what} with the reference's weights")
+        r.ok(f"{what}: with the package's weights copied in, the output matches course_utils.models.UpBlock")
+    else:
+        r.note("your block's parameters are laid out differently from course_utils.models.UpBlock (up = "
+               "Upsample(in_ch), conv = Sequential(Conv2d(in_ch + skip_ch, out_ch, 3, padding=1), GroupNorm, "
+               "GELU)), so its numbers are not compared; shapes and gradients are.")
+
+
+def check_small_unet(cls: Callable, in_channels: int = 1, channels=(16, 32),
+                     sizes=((2, 16, 16), (1, 8, 12), (3, 28, 28)), seed: int = 0) -> None:
+    """Check a learner's ``SmallUNet(in_channels, channels)``: output shape = input shape at several
+    resolutions and batch sizes, two up blocks that really use their skips (gradients), and, when its
+    layout matches :func:`reference_small_unet`, the same outputs with copied weights.
+    """
+    from .models import count_parameters
+
+    r = _Report("SmallUNet")
+    channels = tuple(channels)
+    what = f"SmallUNet(in_channels={in_channels}, channels={channels})"
+    torch.manual_seed(seed)
+    model = _build(r, lambda: cls(in_channels=in_channels, channels=channels), what=what)
+    for B, H, W in sizes:
+        x = _images((B, in_channels, H, W), seed + H * W).requires_grad_(True)
+        calls = []
+
+        def grab(module, args):
+            if len(args) >= 2 and isinstance(args[1], torch.Tensor):
+                args[1].retain_grad()
+                calls.append(args[1])
+
+        handles = [m.register_forward_pre_hook(grab) for m in model.modules() if m is not model]
+        try:
+            out = _as_tensor(r, _call(r, model, x), f"{what}(x {_fmt_shape(x.shape)})")
+        finally:
+            for h in handles:
+                h.remove()
+        if tuple(out.shape) != tuple(x.shape):
+            r.fail(f"{what}(x {_fmt_shape(x.shape)}) should return the input's shape; got {_fmt_shape(out.shape)}. "
+                   f"Work out each size from x (never a fixed 16 or 28).")
+        (out * torch.randn(out.shape, generator=_gen(seed + 3))).sum().backward()
+        if x.grad is None or float(x.grad.abs().sum()) == 0:
+            r.fail(f"{what}: the output does not depend on the input image.")
+        if len(calls) < 2:
+            r.fail(f"{what}: found {len(calls)} call(s) of a block with a skip argument; the U-Net has two, "
+                   f"up1(h2, h1) and up2(u1, h0), each given the encoder features of its resolution.")
+        for s in calls:
+            if s.grad is None or float(s.grad.abs().sum()) == 0:
+                r.fail(f"{what}: a skip connection {_fmt_shape(s.shape)} gets no gradient: it is not used.")
+        if tuple(calls[-1].shape[2:]) != (H, W):
+            r.fail(f"{what}: the last up block's skip has resolution {tuple(calls[-1].shape[2:])}; it should be the "
+                   f"full-resolution features h0 = conv_in(x), {H}x{W}.")
+    sizes_txt = ", ".join(f"{B}x{in_channels}x{H}x{W}" for B, H, W in sizes)
+    r.ok(f"{what}: output shape = input shape for {sizes_txt}; both skips receive gradients")
+    torch.manual_seed(seed + 1)
+    ref = reference_small_unet(in_channels, channels)
+    if _same_layout(model, ref):
+        _copy_weights_from(ref, model)
+        x = _images((2, in_channels, 8, 8), seed + 96)
+        with torch.no_grad():
+            mine, want = model(x), ref(x)
+        if not _close(mine, want, 1e-4, 1e-5):
+            r.fail(f"{what}: with the reference's weights copied in, the output differs from the reference U-Net "
+                   f"(largest difference {float((mine - want).abs().max()):.3g}). Check the wiring: h0 = conv_in(x), "
+                   f"h1 = down1(h0), h2 = down2(h1), up1(h2, h1), up2(that, h0), conv_out.")
+        r.ok(f"{what}: with the reference's weights copied in, the output matches; "
+             f"{count_parameters(model):,} parameters")
+    else:
+        r.note("your U-Net's parameters are laid out differently from the reference (conv_in, down1, down2, "
+               "up1, up2, conv_out), so its numbers are not compared; shapes and skips are.")
+
+
+def check_count_parameters(fn: Callable) -> None:
+    """Check ``fn(model) -> int`` against :func:`course_utils.models.count_parameters` on models with
+    frozen and shared parameters."""
+    from torch import nn
+
+    from .models import count_parameters
+
+    r = _Report("count_parameters")
+    torch.manual_seed(0)
+    frozen = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    frozen[0].requires_grad_(False)
+    tied = nn.Sequential(nn.Linear(5, 5), nn.GELU())
+    tied.append(tied[0])                                   # the same Linear twice: counted once
+    models = {
+        "nn.Linear(3, 4)": nn.Linear(3, 4),
+        "a conv block": nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.GELU()),
+        "the reference SmallUNet(1, (16, 32))": reference_small_unet(1, (16, 32)),
+        "a model whose first layer is frozen": frozen,
+        "a model that uses one layer twice": tied,
+    }
+    for name, model in models.items():
+        got = _call(r, fn, model)
+        if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_floating_point():
+            got = int(got)
+        if isinstance(got, bool) or not isinstance(got, int):
+            r.fail(f"count_parameters({name}) should return a Python int; got {type(got).__name__} {got!r}.")
+        want = count_parameters(model)
+        if got == want:
+            continue
+        params = list(model.parameters())
+        if got == len(params):
+            r.fail(f"count_parameters({name}) = {got} is the number of parameter tensors; count their "
+                   f"entries: sum(p.numel() for p in ...).")
+        if got == sum(p.numel() for p in params):
+            r.fail(f"count_parameters({name}) = {got} includes frozen parameters; count only those with "
+                   f"p.requires_grad (expected {want}).")
+        r.fail(f"count_parameters({name}) = {got}; expected {want}.")
+    r.ok("count_parameters matches course_utils.models.count_parameters (trainable entries, each counted once)")
+
+
+# ==============================================================================================
+# Lesson 03: the posterior q(x_{t-1} | x_t, x_0), its ε form, and the KL of the ELBO
+# ==============================================================================================
+__all__ += [
+    "check_posterior_variance", "check_posterior_mean_coefs", "check_q_posterior",
+    "check_predict_x0_from_eps", "check_posterior_mean_from_eps", "check_gaussian_kl",
+    "check_complete_the_square",
+]
+
+
+def _tables64(betas: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Float64 per-step constants, only to *name* a wrong answer (the right one comes from the package)."""
+    b = betas.double()
+    a = 1 - b
+    ab = torch.cumprod(a, 0)
+    return {"b": b, "a": a, "ab": ab, "ab_prev": torch.cat([torch.ones(1, dtype=b.dtype), ab[:-1]])}
+
+
+@contextlib.contextmanager
+def _bound_to_package(fn: Callable, betas: torch.Tensor):
+    """Bind the lesson's earlier functions in fn's globals to the package's while fn is graded.
+
+    A later exercise may call ``posterior_variance``, ``posterior_mean_coefs`` or ``predict_x0_from_eps``
+    from an earlier one; grading with the references keeps one slip from costing points twice.
+    """
+    d = GaussianDiffusion(betas)
+    g = getattr(fn, "__globals__", {})
+    replacements = {
+        "posterior_variance": lambda b: GaussianDiffusion(b).posterior_variance.double(),
+        "posterior_mean_coefs": lambda b: (GaussianDiffusion(b).posterior_mean_coef1.double(),
+                                           GaussianDiffusion(b).posterior_mean_coef2.double()),
+        "predict_x0_from_eps": lambda xt, t, eps, a_bar: d.to(xt.device).predict_x0_from_eps(xt, t, eps),
+    }
+    missing = object()
+    saved = {k: g.get(k, missing) for k in replacements if k in g}
+    g.update({k: v for k, v in replacements.items() if k in saved})   # only what the learner defined
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            g[k] = v
+
+
+_T0_HINT = ("at t = 0 (the paper's step 1) there is no earlier step: ᾱ_{-1} = 1 by definition. Build "
+            "ᾱ_{t-1} as torch.cat([torch.ones(1), alphas_cumprod[:-1]]); alphas_cumprod[t - 1] wraps round "
+            "to the last entry at t = 0.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: posterior_variance  β̃_t = (1 − ᾱ_{t-1}) / (1 − ᾱ_t) · β_t  (eq. 7)
+# ----------------------------------------------------------------------------------------------
+def check_posterior_variance(fn: Callable, T: int = 10, schedule: str = "linear") -> None:
+    """Check ``fn(betas) -> (T,)`` β̃ against :attr:`GaussianDiffusion.posterior_variance`."""
+    r = _Report("posterior_variance")
+    betas = make_betas(schedule, T)
+    shown = f"posterior_variance(betas ({schedule}, T={T}))"
+    out = _as_tensor(r, _call(r, fn, betas.clone()), shown)
+    _check_shape_dtype(r, out, (T,), None, shown)
+    ref = GaussianDiffusion(betas).posterior_variance.double()
+    k = _tables64(betas)
+    wrap = k["b"] * (1 - k["ab"].roll(1)) / (1 - k["ab"])            # ᾱ_{t-1} = alphas_cumprod[t-1]
+    zero_prev = torch.cat([torch.zeros(1, dtype=k["b"].dtype), k["ab"][:-1]])
+    mistakes = {
+        "you returned β_t where β̃_t belongs (or used ᾱ_t where ᾱ_{t-1} belongs, which gives the same "
+        "numbers): β̃_t = (1 − ᾱ_{t-1}) / (1 − ᾱ_t) · β_t, with ᾱ_{t-1} the product up to the step "
+        "*before* t.": k["b"],
+        "you used the standard deviation where the variance belongs: return β̃_t itself, not √β̃_t.":
+            ref.sqrt(),
+        "the fraction is upside down: β̃_t = (1 − ᾱ_{t-1}) / (1 − ᾱ_t) · β_t, which is smaller than β_t.":
+            k["b"] * (1 - k["ab"]) / (1 - k["ab_prev"]).clamp(min=1e-300) if T > 1 else None,
+        f"wrong value at t = 0: {_T0_HINT}": wrap if T > 1 else None,
+        f"wrong value at t = 0 (you set ᾱ_{{-1}} = 0, which makes β̃_0 ≈ 1): {_T0_HINT}":
+            k["b"] * (1 - zero_prev) / (1 - k["ab"]),
+    }
+    if T > 1 and _close(out[1:], ref[1:], 1e-5, 1e-9) and not _close(out[:1], ref[:1], 1e-5, 1e-9):
+        r.fail(f"every step is right except t = 0, where β̃_0 should be 0 (got {float(out[0]):.4g}): {_T0_HINT}")
+    _diagnose(r, out, ref, mistakes, rtol=1e-5, atol=1e-9, what=shown)
+    r.ok(f"{shown}: β̃_0 = {float(out[0]):.3g} (x_0 is known exactly), β̃_{T - 1} = {float(out[-1]):.4g} "
+         f"< β_{T - 1} = {float(betas[-1]):.4g}; matches GaussianDiffusion.posterior_variance")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: posterior_mean_coefs  (the two coefficients of μ̃_t, eq. 7)
+# ----------------------------------------------------------------------------------------------
+def check_posterior_mean_coefs(fn: Callable, T: int = 10, schedule: str = "linear") -> None:
+    """Check ``fn(betas) -> (coef1, coef2)`` against ``posterior_mean_coef1/2`` (coef1 multiplies x0)."""
+    r = _Report("posterior_mean_coefs")
+    betas = make_betas(schedule, T)
+    shown = f"posterior_mean_coefs(betas ({schedule}, T={T}))"
+    out = _call(r, fn, betas.clone())
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        r.fail(f"{shown} should return a pair (coef1, coef2): coef1 multiplies x0, coef2 multiplies x_t.")
+    c1, c2 = (_as_tensor(r, c, f"{shown}[{i}]") for i, c in enumerate(out))
+    for i, c in enumerate((c1, c2)):
+        _check_shape_dtype(r, c, (T,), None, f"{shown}[{i}]")
+    d = GaussianDiffusion(betas)
+    ref1, ref2 = d.posterior_mean_coef1.double(), d.posterior_mean_coef2.double()
+    if _close(c1, ref2, 1e-5, 1e-9) and _close(c2, ref1, 1e-5, 1e-9):
+        r.fail("the two coefficients are swapped: coef1 = √ᾱ_{t-1}·β_t / (1 − ᾱ_t) multiplies x0, "
+               "coef2 = √α_t·(1 − ᾱ_{t-1}) / (1 − ᾱ_t) multiplies x_t.")
+    k = _tables64(betas)
+    wrap_prev = k["ab"].roll(1)
+    mistakes1 = {
+        "coef1 uses ᾱ_t where ᾱ_{t-1} belongs: coef1 = √ᾱ_{t-1}·β_t / (1 − ᾱ_t).":
+            k["ab"].sqrt() * k["b"] / (1 - k["ab"]),
+        "coef1 is missing a square root: coef1 = √ᾱ_{t-1}·β_t / (1 − ᾱ_t) (a mean scales with a standard "
+        "deviation-like √ᾱ, not with the variance-like ᾱ).": k["ab_prev"] * k["b"] / (1 - k["ab"]),
+        f"coef1 is wrong at t = 0, where it should be 1 (μ̃_0 = x0): {_T0_HINT}":
+            wrap_prev.sqrt() * k["b"] / (1 - k["ab"]) if T > 1 else None,
+    }
+    mistakes2 = {
+        "coef2 uses ᾱ_t where ᾱ_{t-1} belongs: coef2 = √α_t·(1 − ᾱ_{t-1}) / (1 − ᾱ_t).":
+            k["a"].sqrt() * (1 - k["ab"]) / (1 - k["ab"]),
+        "coef2 is missing the square root of α_t: coef2 = √α_t·(1 − ᾱ_{t-1}) / (1 − ᾱ_t).":
+            k["a"] * (1 - k["ab_prev"]) / (1 - k["ab"]),
+        f"coef2 is wrong at t = 0, where it should be 0: {_T0_HINT}":
+            k["a"].sqrt() * (1 - wrap_prev) / (1 - k["ab"]) if T > 1 else None,
+    }
+    _diagnose(r, c1, ref1, mistakes1, rtol=1e-5, atol=1e-8, what="coef1")
+    _diagnose(r, c2, ref2, mistakes2, rtol=1e-5, atol=1e-8, what="coef2")
+    r.ok(f"{shown}: coef1 (× x0) and coef2 (× x_t) match GaussianDiffusion.posterior_mean_coef1/2; "
+         f"at t = 0 they are {float(c1[0]):.3g} and {float(c2[0]):.3g} (μ̃_0 = x0)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: q_posterior  (mean μ̃_t(x_t, x_0) and variance β̃_t, eqs. 6–7)
+# ----------------------------------------------------------------------------------------------
+def _batch_t(T: int, B: int, seed: int, t) -> torch.Tensor:
+    if t is None:
+        tt = torch.randint(0, T, (B,), generator=_gen(seed + 3))
+        tt[0] = 0                                                   # always probe the t = 0 edge
+        return tt
+    return torch.as_tensor(t, dtype=torch.long)
+
+
+def check_q_posterior(fn: Callable, T: int = 10, schedule: str = "linear", shape=(4, 1, 8, 8), seed: int = 0,
+                      t=None, use_reference_helpers: bool = True) -> None:
+    """Check ``fn(x0, xt, t, betas) -> (mean, variance)`` against :meth:`GaussianDiffusion.q_posterior`.
+
+    The variance may have shape (B, 1, …, 1) (as the package returns it) or the full shape of x.
+    """
+    r = _Report("q_posterior")
+    betas = make_betas(schedule, T)
+    x0, xt = _images(shape, seed), torch.randn(shape, generator=_gen(seed + 1))
+    tt = _batch_t(T, shape[0], seed, t)
+    shown = f"q_posterior(x0 {_fmt_shape(shape)}, xt, t={tt.tolist()}, betas ({schedule}, T={T}))"
+    ctx = _bound_to_package(fn, betas) if use_reference_helpers else contextlib.nullcontext()
+    with ctx:
+        out = _call(r, fn, x0.clone(), xt.clone(), tt.clone(), betas.clone())
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        r.fail(f"{shown} should return a pair (mean, variance).")
+    mean, var = _as_tensor(r, out[0], "mean"), _as_tensor(r, out[1], "variance")
+    _check_shape_dtype(r, mean, shape, None, "mean", " It has the shape of x_t.")
+    d = GaussianDiffusion(betas)
+    ref_mean, ref_var = d.q_posterior(x0, xt, tt)
+    try:
+        var_full = var.detach().cpu().double().expand(shape)
+    except RuntimeError:
+        r.fail(f"the variance should have shape {_fmt_shape((shape[0],) + (1,) * (len(shape) - 1))} "
+               f"(one β̃_t per image; extract(a, t, x.shape) gives it) or {_fmt_shape(shape)}; "
+               f"got {_fmt_shape(var.shape)}.")
+    ref_full = ref_var.double().expand(shape)
+    k = _tables64(betas)
+    g = lambda a: a[tt].reshape(-1, *((1,) * (len(shape) - 1))).expand(shape)   # noqa: E731
+    var_mistakes = {
+        "the variance is β_t where β̃_t belongs: q(x_{t-1} | x_t, x_0) has the smaller variance "
+        "β̃_t = (1 − ᾱ_{t-1}) / (1 − ᾱ_t) · β_t.": g(k["b"]),
+        "you returned the standard deviation where the variance belongs: return β̃_t, not √β̃_t.":
+            ref_full.sqrt(),
+    }
+    _diagnose(r, var_full, ref_full, var_mistakes, rtol=1e-5, atol=1e-8, what="variance")
+    c1, c2 = d.posterior_mean_coef1.double(), d.posterior_mean_coef2.double()
+    mean_mistakes = {
+        "the two coefficients are swapped: coef1 multiplies x0 and coef2 multiplies x_t.":
+            g(c2) * x0 + g(c1) * xt,
+        "the mean uses ᾱ_t where ᾱ_{t-1} belongs.":
+            g(k["ab"].sqrt() * k["b"] / (1 - k["ab"])) * x0 + g(k["a"].sqrt()) * xt,
+        f"the mean is wrong at t = 0, where μ̃_0 = x0: {_T0_HINT}":
+            g(k["ab"].roll(1).sqrt() * k["b"] / (1 - k["ab"])) * x0
+            + g(k["a"].sqrt() * (1 - k["ab"].roll(1)) / (1 - k["ab"])) * xt if T > 1 else None,
+    }
+    _diagnose(r, mean, ref_mean, mean_mistakes, rtol=1e-5, atol=1e-5, what="mean")
+    note = " (graded with the package's posterior_variance / posterior_mean_coefs)" if use_reference_helpers else ""
+    r.ok(f"{shown}: μ̃_t and β̃_t match GaussianDiffusion.q_posterior, t = 0 included{note}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: predict_x0_from_eps  (eq. 4 inverted)
+# ----------------------------------------------------------------------------------------------
+def check_predict_x0_from_eps(fn: Callable, T: int = 10, schedule: str = "linear", shape=(4, 1, 8, 8),
+                              seed: int = 0, t=None) -> None:
+    """Check ``fn(xt, t, eps, alphas_cumprod)`` against :meth:`GaussianDiffusion.predict_x0_from_eps`."""
+    r = _Report("predict_x0_from_eps")
+    betas = make_betas(schedule, T)
+    d = GaussianDiffusion(betas)
+    xt, eps = torch.randn(shape, generator=_gen(seed)), torch.randn(shape, generator=_gen(seed + 1))
+    tt = _batch_t(T, shape[0], seed, t)
+    shown = f"predict_x0_from_eps(xt {_fmt_shape(shape)}, t={tt.tolist()}, eps, alphas_cumprod (T={T}))"
+    out = _as_tensor(r, _call(r, fn, xt.clone(), tt.clone(), eps.clone(), d.alphas_cumprod.double()), shown)
+    _check_shape_dtype(r, out, shape, None, shown)
+    ref = d.predict_x0_from_eps(xt, tt, eps)
+    ab = _tables64(betas)["ab"][tt].reshape(-1, *((1,) * (len(shape) - 1)))
+    mistakes = {
+        "the noise is scaled by 1 − ᾱ_t, a variance; x0 = (x_t − √(1 − ᾱ_t)·ε) / √ᾱ_t.":
+            (xt - (1 - ab) * eps) / ab.sqrt(),
+        "you divided by ᾱ_t; divide by its square root: x0 = (x_t − √(1 − ᾱ_t)·ε) / √ᾱ_t.":
+            (xt - (1 - ab).sqrt() * eps) / ab,
+        "the noise should be subtracted: x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε, so x0 = (x_t − √(1 − ᾱ_t)·ε) / √ᾱ_t.":
+            (xt + (1 - ab).sqrt() * eps) / ab.sqrt(),
+        "you multiplied by √ᾱ_t; invert it: x0 = (x_t − √(1 − ᾱ_t)·ε) / √ᾱ_t.":
+            (xt - (1 - ab).sqrt() * eps) * ab.sqrt(),
+    }
+    _diagnose(r, out, ref, mistakes, rtol=1e-5, atol=1e-5, what=shown)
+    r.ok(f"{shown}: matches GaussianDiffusion.predict_x0_from_eps")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: posterior_mean_from_eps  μ̃ = 1/√α_t · (x_t − β_t / √(1 − ᾱ_t) · ε)  (eq. 11)
+# ----------------------------------------------------------------------------------------------
+def check_posterior_mean_from_eps(fn: Callable, T: int = 10, schedule: str = "linear", shape=(4, 1, 8, 8),
+                                  seed: int = 0, t=None, use_reference_helpers: bool = True) -> None:
+    """Check ``fn(xt, t, eps, betas)`` against the ε form of the mean of
+    :meth:`GaussianDiffusion.p_mean_variance` — and that it equals μ̃_t(x_t, x0) for the x0 behind x_t."""
+    r = _Report("posterior_mean_from_eps")
+    betas = make_betas(schedule, T)
+    d = GaussianDiffusion(betas)
+    xt, eps = torch.randn(shape, generator=_gen(seed)), torch.randn(shape, generator=_gen(seed + 1))
+    tt = _batch_t(T, shape[0], seed, t)
+    shown = f"posterior_mean_from_eps(xt {_fmt_shape(shape)}, t={tt.tolist()}, eps, betas ({schedule}, T={T}))"
+    ctx = _bound_to_package(fn, betas) if use_reference_helpers else contextlib.nullcontext()
+    with ctx:
+        out = _as_tensor(r, _call(r, fn, xt.clone(), tt.clone(), eps.clone(), betas.clone()), shown)
+    _check_shape_dtype(r, out, shape, None, shown)
+    ref, _, _ = d.p_mean_variance(eps, xt, tt, clip_x0=False)
+    k = _tables64(betas)
+    g = lambda a: a[tt].reshape(-1, *((1,) * (len(shape) - 1)))   # noqa: E731
+    b, a, ab = g(k["b"]), g(k["a"]), g(k["ab"])
+    mistakes = {
+        "the prefactor is 1/α_t; it is 1/√α_t: μ̃ = (x_t − β_t / √(1 − ᾱ_t)·ε) / √α_t.":
+            (xt - b / (1 - ab).sqrt() * eps) / a,
+        "the prefactor uses ᾱ_t where α_t belongs: μ̃ = (x_t − β_t / √(1 − ᾱ_t)·ε) / √α_t (one step back, "
+        "not all the way to x0).": (xt - b / (1 - ab).sqrt() * eps) / ab.sqrt(),
+        "the noise coefficient is β_t / (1 − ᾱ_t); it is β_t / √(1 − ᾱ_t).":
+            (xt - b / (1 - ab) * eps) / a.sqrt(),
+        "the noise coefficient uses √β_t; it is β_t / √(1 − ᾱ_t) (β_t, a variance, over a standard "
+        "deviation).": (xt - b.sqrt() / (1 - ab).sqrt() * eps) / a.sqrt(),
+        "this is x0, not μ̃: you predicted x0 from ε but did not take the posterior mean of x_{t-1}.":
+            d.predict_x0_from_eps(xt, tt, eps).double(),
+    }
+    _diagnose(r, out, ref, mistakes, rtol=1e-4, atol=1e-4, what=shown)
+    x0 = d.predict_x0_from_eps(xt, tt, eps)
+    mean_x0, _ = d.q_posterior(x0, xt, tt)
+    gap = float((out.detach().cpu().double() - mean_x0.double()).abs().max())
+    r.ok(f"{shown}: matches the ε form (eq. 11) and equals μ̃_t(x_t, x̂0) of q_posterior "
+         f"(max gap {gap:.1e})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: gaussian_kl  KL(N(μ1, σ1²) ‖ N(μ2, σ2²)), element-wise
+# ----------------------------------------------------------------------------------------------
+def check_gaussian_kl(fn: Callable, shape=(4, 3), seed: int = 0, dtype: torch.dtype = torch.float64) -> None:
+    """Check ``fn(mean1, var1, mean2, var2)`` against :func:`course_utils.diffusion.gaussian_kl`."""
+    from .diffusion import gaussian_kl
+
+    r = _Report("gaussian_kl")
+    m1, m2 = (torch.randn(shape, generator=_gen(seed + i)).to(dtype) for i in (0, 1))
+    v1, v2 = (torch.rand(shape, generator=_gen(seed + i)).to(dtype) * 2 + 0.05 for i in (2, 3))
+    shown = f"gaussian_kl(mean1, var1, mean2, var2), all {_fmt_shape(shape)}"
+    out = _as_tensor(r, _call(r, fn, m1.clone(), v1.clone(), m2.clone(), v2.clone()), shown)
+    _check_shape_dtype(r, out, shape, None, shown, "")
+    ref = gaussian_kl(m1, v1, m2, v2)
+    same = _call(r, fn, m1.clone(), v1.clone(), m1.clone(), v1.clone())
+    mistakes = {
+        "you treated the variances as standard deviations (squared them): var1 and var2 already are "
+        "σ². KL = ½·(log(var2 / var1) + (var1 + (mean1 − mean2)²) / var2 − 1).":
+            gaussian_kl(m1, v1 ** 2, m2, v2 ** 2),
+        "the factor ½ is missing: KL = ½·(log(var2 / var1) + (var1 + (mean1 − mean2)²) / var2 − 1).": 2 * ref,
+        "the arguments are swapped: KL is not symmetric. KL(p ‖ q) divides by q's variance, var2.":
+            gaussian_kl(m2, v2, m1, v1),
+        "the log ratio is upside down: it is log(var2 / var1) (for standard deviations, log(σ2 / σ1)).":
+            0.5 * (torch.log(v1 / v2) + (v1 + (m1 - m2) ** 2) / v2 - 1),
+        "the − 1 is missing: KL(p ‖ p) must be 0.": ref + 0.5,
+        "the log of the variance ratio needs the factor ½ too (½·log(var2/var1) = log(σ2/σ1)).":
+            torch.log(v2 / v1) + 0.5 * ((v1 + (m1 - m2) ** 2) / v2 - 1),
+    }
+    _diagnose(r, out, ref, mistakes, rtol=1e-6, atol=1e-8, what=shown)
+    same = _as_tensor(r, same, "gaussian_kl(p, p)")
+    if not _close(same, torch.zeros_like(ref), 0, 1e-6):
+        r.fail("KL(p ‖ p) should be 0 for identical Gaussians.")
+    r.ok(f"{shown}: matches course_utils.diffusion.gaussian_kl, ≥ 0, and KL(p ‖ p) = 0")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise (sympy): complete the square in q(x_{t-1} | x_t, x_0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x_0)
+# ----------------------------------------------------------------------------------------------
+def check_complete_the_square(fn: Callable, names=("beta_t", "abar_prev", "x_t", "x_0", "x"),
+                              T: int = 10, steps=(1, 4, 9)) -> None:
+    """Check ``fn(beta, abar_prev, xt, x0, x) -> (precision, mean)``, sympy expressions, symbolically.
+
+    ``precision`` is the coefficient 1/β̃_t of x² and ``mean`` the centre μ̃_t of the Gaussian in x
+    (= x_{t-1}). Verified with ``sympy.simplify`` against eq. 7 of Ho et al. 2020, then numerically
+    against :meth:`GaussianDiffusion.q_posterior` at a few steps of a linear schedule.
+    """
+    import sympy as sp
+
+    r = _Report("complete_the_square")
+    beta, abar_prev = sp.symbols(names[:2], positive=True)
+    xt, x0, x = sp.symbols(names[2:], real=True)
+    shown = f"complete_the_square({', '.join(names)})"
+    out = _call(r, fn, beta, abar_prev, xt, x0, x)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        r.fail(f"{shown} should return a pair (precision, mean) of sympy expressions.")
+    prec, mean = (sp.sympify(v) for v in out)
+    if x in prec.free_symbols or x in mean.free_symbols:
+        r.fail(f"the precision and the mean must not contain {names[4]} (= x_{{t-1}}); they are the "
+               f"coefficients you read off after collecting the powers of {names[4]}.")
+    alpha = 1 - beta
+    abar = abar_prev * alpha
+    bt = (1 - abar_prev) / (1 - abar) * beta                              # β̃_t, eq. 7
+    mu = (sp.sqrt(abar_prev) * beta * x0 + sp.sqrt(alpha) * (1 - abar_prev) * xt) / (1 - abar)
+
+    rng = [dict(zip((beta, abar_prev, xt, x0), v)) for v in
+           ((0.02, 0.9, 0.3, -0.7), (0.3, 0.4, -1.2, 0.5), (0.001, 0.99, 0.8, 0.1))]
+
+    def numerically_same(a, b) -> bool:
+        try:
+            return all(abs(complex(a.subs(v)) - complex(b.subs(v))) <= 1e-9 * (1 + abs(complex(b.subs(v))))
+                       for v in rng)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
+
+    def same(a, b) -> bool:                      # the right answer: sympy.simplify proves it
+        return sp.simplify(a - b) == 0
+
+    def looks_like(a, b) -> bool:                # naming a mistake: agreement at a few points suffices
+        return numerically_same(a, b)
+
+    if not same(prec, 1 / bt):
+        wrong = {
+            f"precision = 1/β_t: you used β where β̃ belongs. The x² coefficient collects both factors: "
+            f"α_t/β_t + 1/(1 − ᾱ_{{t-1}}) = 1/β̃_t.": 1 / beta,
+            "precision = β̃_t: the coefficient of x² is the *inverse* variance 1/β̃_t.": bt,
+            "precision = 1/√β̃_t: you used the standard deviation where the variance belongs.": 1 / sp.sqrt(bt),
+            "precision uses ᾱ_t where ᾱ_{t-1} belongs: q(x_{t-1} | x_0) has variance 1 − ᾱ_{t-1}.":
+                alpha / beta + 1 / (1 - abar),
+            "precision is twice too large: the exponent is −½·(A·x² − 2·B·x + C); A (not 2A) is the precision.":
+                2 / bt,
+        }
+        for msg, cand in wrong.items():
+            if looks_like(prec, cand):
+                r.fail(msg)
+        r.fail(f"precision = {prec} does not simplify to 1/β̃_t = {sp.simplify(1 / bt)}.")
+    r.ok("precision: sympy.simplify(precision − 1/β̃_t) == 0")
+    if not same(mean, mu):
+        wrong = {
+            "mean = B, the coefficient of x: divide it by the precision (μ̃ = B / A).": mu / bt,
+            "mean is twice μ̃: the exponent is −½·(A·x² − 2·B·x + C), so μ̃ = B/A — the 2 in −2·B·x "
+            "must be divided out (a slip that is easy to copy from a slide).": 2 * mu,
+            "mean uses β where β̃ belongs: μ̃ = B · β̃_t, not B · β_t.": mu / bt * beta,
+            "mean has the wrong sign: μ̃ = +B/A.": -mu,
+        }
+        for msg, cand in wrong.items():
+            if looks_like(mean, cand):
+                r.fail(msg)
+        r.fail(f"mean = {mean} does not simplify to μ̃_t = {sp.simplify(mu)}.")
+    r.ok("mean: sympy.simplify(mean − μ̃_t(x_t, x_0)) == 0")
+    d = GaussianDiffusion(_linear_betas(T))
+    for t in steps:
+        vals = {beta: float(d.betas[t]), abar_prev: float(d.alphas_cumprod_prev[t]), xt: 0.3, x0: -0.7}
+        m_ref, v_ref = d.q_posterior(torch.tensor([[-0.7]]), torch.tensor([[0.3]]), t)
+        # float32 buffers: 1 − ᾱ_{t-1} near t = 0 keeps only a few digits, hence the loose tolerance
+        if abs(float(prec.subs(vals)) * float(v_ref) - 1) > 1e-3 or abs(float(mean.subs(vals)) - float(m_ref)) > 1e-4:
+            r.fail(f"at t = {t} your expressions disagree with GaussianDiffusion.q_posterior.")
+    r.ok(f"{shown}: 1/precision and mean agree with GaussianDiffusion.q_posterior at t = {list(steps)}")
+
+
+# ==============================================================================================
+# Lesson 05 — time embeddings: sinusoidal_embedding, broadcasting-add, ResBlock, rearrange-pooling
+# ==============================================================================================
+from einops import rearrange as _rearrange  # noqa: E402
+
+from .models import Downsample as _Downsample, ResBlock as _ResBlock  # noqa: E402
+from .models import sinusoidal_embedding as _sinusoidal_embedding  # noqa: E402
+
+__all__ += [
+    "check_sinusoidal_embedding", "check_sinusoidal_embedding_rejects_odd_dim",
+    "check_sinusoidal_embedding_neighbours", "check_add_time_embedding", "check_res_block",
+    "check_rearrange_pool", "reference_add_time_embedding", "reference_rearrange_pool",
+]
+
+
+def reference_add_time_embedding(h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """h (B, C, H, W) + emb (B, C) broadcast over H, W — the line inside :class:`course_utils.models.ResBlock`."""
+    return h + _rearrange(emb, 'b c -> b c 1 1')
+
+
+def reference_rearrange_pool(x: torch.Tensor) -> torch.Tensor:
+    """Space-to-depth (B, C, H, W) → (B, 4C, H/2, W/2): the einops layer of ``Downsample(mode="rearrange")``."""
+    return _Downsample(x.shape[1], "rearrange").op[0](x)
+
+
+def _embedding_mistakes(t: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
+    half = dim // 2
+    tf = t.to(torch.float32)
+    i = torch.arange(half, dtype=torch.float32)
+    freqs = torch.exp(-math.log(10000.0) * i / half)
+    args = tf[:, None] * freqs[None]
+    out = {
+        "the halves are swapped: the package puts the sin half first, then the cos half "
+        "(torch.cat([sin, cos], dim=-1)).": torch.cat([args.cos(), args.sin()], dim=-1),
+        "sin and cos are interleaved (sin, cos, sin, cos, …); the package concatenates them: the whole "
+        "sin half first, then the whole cos half.": torch.stack([args.sin(), args.cos()], dim=-1).flatten(1),
+        "the frequencies decay the other way: freq_i = exp(−ln(10000)·i/(dim/2)) starts at 1 for i = 0 and "
+        "falls towards 1/10000.": torch.cat([(tf[:, None] * freqs.flip(0)).sin(),
+                                             (tf[:, None] * freqs.flip(0)).cos()], dim=-1),
+        "t was rounded or truncated to an integer: keep float timesteps as they are (t.float(), not t.long()).":
+            _sinusoidal_embedding(tf.floor(), dim),
+        "the sin half is missing its partner: each half has dim/2 columns, and both use the same "
+        "frequencies.": torch.cat([args.sin(), args.sin()], dim=-1),
+        "one argument too many: the frequencies are 10000^(−i/(dim/2)), no extra factor 2π.":
+            torch.cat([(2 * math.pi * args).sin(), (2 * math.pi * args).cos()], dim=-1),
+    }
+    if half > 1:
+        f2 = torch.exp(-math.log(10000.0) * i / (half - 1))
+        a2 = tf[:, None] * f2[None]
+        out["off by one in the frequencies: divide i by dim/2, not dim/2 − 1 (the last frequency is "
+            "10000^(−(dim/2−1)/(dim/2)), not exactly 1/10000)."] = torch.cat([a2.sin(), a2.cos()], dim=-1)
+    f3 = torch.exp(-math.log(10000.0) * i / dim)
+    a3 = tf[:, None] * f3[None]
+    out["the exponent uses i/dim; the package uses i/(dim/2), one exponent per sin/cos pair."] = \
+        torch.cat([a3.sin(), a3.cos()], dim=-1)
+    return out
+
+
+def check_sinusoidal_embedding(fn: Callable, dim: int = 32, t=None, T: int = 1000, batch: int = 8,
+                               seed: int = 0) -> None:
+    """Check ``fn(t, dim) -> (B, dim)`` against :func:`course_utils.models.sinusoidal_embedding`.
+
+    ``t`` defaults to ``batch`` seeded int64 timesteps in {0, …, T-1}; pass a float tensor to test float t.
+    """
+    r = _Report("sinusoidal_embedding")
+    if t is None:
+        t = torch.randint(0, T, (batch,), generator=_gen(seed))
+    t = torch.as_tensor(t)
+    kind = "float" if t.is_floating_point() else "int"
+    shown = f"sinusoidal_embedding({kind} t of shape {_fmt_shape(t.shape)}, dim={dim})"
+    t_in = t.clone()
+    out = _as_tensor(r, _call(r, fn, t_in, dim), shown)
+    if not torch.equal(t_in, t):
+        r.fail("your function changed t in place; compute a new tensor instead.")
+    if out.ndim == 2 and out.shape == (dim, t.shape[0]) and dim != t.shape[0]:
+        r.fail(f"{shown} has shape {tuple(out.shape)}: it is transposed; one row per timestep, (B, dim).")
+    _check_shape_dtype(r, out, (t.shape[0], dim), None, shown)
+    if not out.is_floating_point():
+        r.fail(f"{shown} has dtype {out.dtype}: the embedding is float32 (sines and cosines).")
+    ref = _sinusoidal_embedding(t, dim)
+    _diagnose(r, out.float(), ref, _embedding_mistakes(t, dim), rtol=1e-4, atol=1e-4, what=shown)
+    r.ok(f"{shown}: shape {_fmt_shape(ref.shape)}, sin half then cos half, matches "
+         f"course_utils.models.sinusoidal_embedding")
+
+
+def check_sinusoidal_embedding_rejects_odd_dim(fn: Callable, dim: int = 7) -> None:
+    """An odd ``dim`` cannot be split into a sin half and a cos half: ``fn`` must raise a clear ValueError."""
+    r = _Report("sinusoidal_embedding")
+    if dim % 2 == 0:
+        raise ValueError(f"check_sinusoidal_embedding_rejects_odd_dim needs an odd dim; got {dim}.")
+    t = torch.arange(4)
+    err = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(err):
+            warnings.simplefilter("ignore")
+            out = fn(t, dim)
+    except NotImplementedError as e:
+        r.fail("still raises NotImplementedError: replace the `raise NotImplementedError()` line with your "
+               "code, run that cell, then run this one again.", e)
+    except ValueError as e:
+        msg = str(e).lower()
+        if not any(w in msg for w in ("even", "odd", "half", "halves")):
+            r.fail(f"dim={dim} raised ValueError({str(e)!r}); say why in the message, e.g. "
+                   f"\"dim must be even (a sin half and a cos half); got dim={dim}\".")
+        r.ok(f"sinusoidal_embedding(t, dim={dim}) raises ValueError: {e}")
+        return
+    except Exception as e:  # some other error: not a clear one
+        r.fail(f"dim={dim} raised {type(e).__name__}: {e}. Check dim first and raise a ValueError that says "
+               f"dim must be even (a sin half and a cos half).", e)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    r.fail(f"dim={dim} is odd but your function returned {shape} without complaint; an odd width cannot be "
+           f"split into a sin half and a cos half: raise ValueError(\"dim must be even …\").")
+
+
+def check_sinusoidal_embedding_neighbours(fn: Callable, dim: int = 32, T: int = 1000) -> None:
+    """Embeddings of neighbouring timesteps t and t+1 must differ (the network tells them apart)."""
+    r = _Report("sinusoidal_embedding")
+    t = torch.arange(T)
+    out = _as_tensor(r, _call(r, fn, t, dim), f"sinusoidal_embedding(arange({T}), dim={dim})")
+    _check_shape_dtype(r, out, (T, dim), None, f"sinusoidal_embedding(arange({T}), dim={dim})")
+    gap = (out[1:].float() - out[:-1].float()).norm(dim=1)         # (T-1,)
+    i = int(gap.argmin())
+    if float(gap[i]) < 1e-3:
+        r.fail(f"t = {i} and t = {i + 1} get the same embedding (distance {float(gap[i]):.2g}): the network "
+               f"could not tell them apart. Use the raw timesteps (not t / T rounded, not t.long() of a "
+               f"fraction) and frequencies that start at 1.")
+    r.ok(f"all {T - 1} neighbouring pairs (t, t+1) have distinct embeddings (smallest distance "
+         f"{float(gap.min()):.3f})")
+
+
+def check_add_time_embedding(fn: Callable, shape=(4, 8, 5, 6), seed: int = 0) -> None:
+    """Check ``fn(h, emb)``: h (B, C, H, W) plus emb (B, C) broadcast over H and W."""
+    r = _Report("add_time_embedding")
+    B, C, H, W = shape
+    h = torch.randn(shape, generator=_gen(seed))
+    emb = torch.randn(B, C, generator=_gen(seed + 1))
+    args = (h.clone(), emb.clone())
+    shown = f"add_time_embedding(h {_fmt_shape(shape)}, emb {_fmt_shape((B, C))})"
+    out = _as_tensor(r, _call(r, fn, *args), shown)
+    if not (torch.equal(args[0], h) and torch.equal(args[1], emb)):
+        r.fail("your function changed h or emb in place (+=); return h + … as a new tensor.")
+    _check_shape_dtype(r, out, shape, None, shown)
+    ref = reference_add_time_embedding(h, emb)
+    mistakes = {}
+    if (H, W) == (B, C):
+        mistakes["emb was broadcast over the wrong axes: h + emb lines emb's (B, C) up with h's last two axes "
+                 "(H, W). Give it shape (B, C, 1, 1): rearrange(emb, 'b c -> b c 1 1')."] = h + emb
+    if B == C:
+        mistakes["the batch and channel axes of emb are swapped: image b must get row b of emb on its "
+                 "channels: rearrange(emb, 'b c -> b c 1 1'), not 'b c -> c b 1 1'."] = \
+            h + _rearrange(emb, 'b c -> c b 1 1')
+    mistakes["every image got the same shift: image b must get its own row emb[b] (per-image embedding)."] = \
+        h + _rearrange(emb[0], 'c -> 1 c 1 1')
+    mistakes["emb was multiplied, not added: the time embedding is added to every pixel."] = \
+        h * _rearrange(emb, 'b c -> b c 1 1')
+    _diagnose(r, out, ref, mistakes, rtol=1e-6, atol=1e-6, what=shown)
+    r.ok(f"{shown}: each image's (C,) embedding added to all {H}×{W} pixels of its channels")
+
+
+def check_res_block(cls: Callable, in_ch: int = 16, out_ch: int = 32, emb_dim: int = 64, groups: int = 8,
+                    size: int = 8, batch: int = 4, seed: int = 0) -> None:
+    """Check a learner's residual block class against :class:`course_utils.models.ResBlock`.
+
+    Both are built as ``cls(in_ch, out_ch, emb_dim, groups)``; the package block's weights are copied into
+    the learner's (same layer names), then both run on the same seeded ``x`` and ``emb``.
+    """
+    r = _Report("TimeResBlock")
+    shown = f"TimeResBlock(in_ch={in_ch}, out_ch={out_ch}, emb_dim={emb_dim}, groups={groups})"
+    torch.manual_seed(seed)
+    block = _call(r, cls, in_ch, out_ch, emb_dim, groups)
+    if not isinstance(block, torch.nn.Module):
+        r.fail(f"{shown} should be an nn.Module; got {type(block).__name__}.")
+    torch.manual_seed(seed + 1)
+    ref = _ResBlock(in_ch, out_ch, emb_dim, groups)
+    with torch.no_grad():                       # random, non-trivial GroupNorm affine weights
+        for m in ref.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=_gen(seed + 2)))
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=_gen(seed + 3)))
+    try:
+        block.load_state_dict(ref.state_dict())
+    except RuntimeError as e:
+        r.fail(f"the package's weights do not fit your block: keep the layers built in __init__ "
+               f"(norm1, conv1, emb_proj, norm2, conv2, skip) as they are. {str(e)[:300]}", e)
+    block.eval()
+    ref.eval()
+    x = torch.randn(batch, in_ch, size, size, generator=_gen(seed + 4))
+    emb = torch.randn(batch, emb_dim, generator=_gen(seed + 5))
+    out = _as_tensor(r, _call(r, block, x.clone(), emb.clone()), f"{shown}(x, emb)")
+    _check_shape_dtype(r, out, (batch, out_ch, size, size), None, f"{shown}(x {_fmt_shape(x.shape)}, emb)")
+    with torch.no_grad():
+        want = ref(x, emb)
+        h = ref.conv1(ref.act(ref.norm1(x)))
+        e = _rearrange(ref.emb_proj(emb), 'b c -> b c 1 1')
+        tail = lambda h: ref.conv2(ref.act(ref.norm2(h)))           # noqa: E731
+        mistakes = {
+            "the time embedding is missing: add rearrange(self.emb_proj(emb), 'b c -> b c 1 1') to h after "
+            "the first conv.": ref.skip(x) + tail(h),
+            "the skip connection is missing: return self.skip(x) + h (that sum is what makes the block "
+            "residual).": tail(h + e),
+            "the embedding was added after the second conv; add it between the two convs (after conv1), so "
+            "the second conv can mix it with the features.": ref.skip(x) + tail(h) + e,
+        }
+    _diagnose(r, out.detach(), want, mistakes, rtol=1e-4, atol=1e-5, what=f"{shown}(x, emb)")
+    # the embedding must matter, per image
+    with torch.no_grad():
+        out2 = block(x, emb + 1.0)
+    if torch.allclose(out2, out.detach()):
+        r.fail("changing emb does not change the output: the block ignores the time embedding.")
+    r.ok(f"{shown}: output {_fmt_shape(want.shape)} matches course_utils.models.ResBlock with the same weights")
+
+
+def check_rearrange_pool(fn: Callable, shape=(2, 3, 8, 6), seed: int = 0) -> None:
+    """Check ``fn(x)``: space-to-depth, (B, C, H, W) → (B, 4C, H/2, W/2), as ``Downsample(mode="rearrange")``."""
+    r = _Report("rearrange_pool")
+    B, C, H, W = shape
+    x = torch.randn(shape, generator=_gen(seed))
+    x_in = x.clone()
+    shown = f"rearrange_pool(x {_fmt_shape(shape)})"
+    out = _as_tensor(r, _call(r, fn, x_in), shown)
+    if not torch.equal(x_in, x):
+        r.fail("your function changed x in place.")
+    if tuple(out.shape) == (B, C, H // 2, W // 2):
+        r.fail(f"{shown} has shape {tuple(out.shape)}: that is ordinary pooling, which throws 3 of every 4 "
+               f"values away; rearrange-pooling keeps them all as channels: (B, 4C, H/2, W/2).")
+    _check_shape_dtype(r, out, (B, 4 * C, H // 2, W // 2), None, shown)
+    ref = reference_rearrange_pool(x)
+    mistakes = {
+        "the channels are ordered (p1 p2 c); the package groups them as (c p1 p2): all four pixels of "
+        "channel 0 first: 'b c (h p1) (w p2) -> b (c p1 p2) h w'.":
+            _rearrange(x, 'b c (h p1) (w p2) -> b (p1 p2 c) h w', p1=2, p2=2),
+        "you took four quarter-images ('(p1 h)') instead of 2×2 patches ('(h p1)'): each output pixel must "
+        "hold one 2×2 neighbourhood: 'b c (h p1) (w p2) -> b (c p1 p2) h w'.":
+            _rearrange(x, 'b c (p1 h) (p2 w) -> b (c p1 p2) h w', p1=2, p2=2),
+        "p1 and p2 are swapped in the output: use (c p1 p2), p1 being the row offset inside the patch.":
+            _rearrange(x, 'b c (h p1) (w p2) -> b (c p2 p1) h w', p1=2, p2=2),
+    }
+    _diagnose(r, out, ref, mistakes, rtol=0, atol=0, what=shown)
+    r.ok(f"{shown}: (B, 4C, H/2, W/2) = {_fmt_shape(ref.shape)}, every pixel kept, matches "
+         f"Downsample(mode='rearrange')")

@@ -592,3 +592,26 @@ class GaussianDiffusion(nn.Module):
 
     def extra_repr(self) -> str:
         return f"T={self.num_timesteps}, variance={self.variance!r}, clip_x0={self.clip_x0}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Lesson 01: one fixed amount of noise (not the DDPM forward process)
+# ----------------------------------------------------------------------------------------------
+def blend_noise(x0: torch.Tensor, noise: torch.Tensor, level: float) -> torch.Tensor:
+    """Lesson 01's single noise level: ``x = (1 − level)·x0 + level·ε``.
+
+    The one-step corruption of the lecture's U-Net lab: ``level = 0`` is the clean image, ``level = 1``
+    pure noise. There is no schedule and no timestep; lessons 02+ replace it by q(x_t | x_0).
+
+    Args:
+        x0: (B, C, H, W) images in [-1, 1].
+        noise: (B, C, H, W) ε ~ N(0, I).
+        level: float in [0, 1], the share of noise.
+    Returns:
+        (B, C, H, W) noisy images, x0's dtype.
+    """
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= float(level) <= 1.0:
+        raise ValueError(f"level must be a float in [0, 1] (0 = clean, 1 = pure noise); got {level!r}.")
+    if noise.shape != x0.shape:
+        raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}; got {tuple(noise.shape)}.")
+    return ((1.0 - level) * x0 + level * noise).to(x0.dtype)

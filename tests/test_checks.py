@@ -288,3 +288,358 @@ def test_monte_carlo_right_and_restores_globals(capsys):
 ])
 def test_monte_carlo_mistakes(capsys, mc, kwargs, match):
     fails(capsys, checks.check_monte_carlo, mc, match=match, **kwargs)
+
+
+# ------------------------------------------------------------------ lesson 05: time embeddings
+import math  # noqa: E402
+
+from einops import rearrange as _l05_rearrange  # noqa: E402
+
+from course_utils.models import ResBlock as _L05ResBlock, sinusoidal_embedding as _l05_emb  # noqa: E402
+
+
+def _l05_emb_variant(order="sin_cos", denom="half", cast=None, check_odd=True):
+    def fn(t, dim):
+        if check_odd and dim % 2:
+            raise ValueError(f"dim must be even; got {dim}")
+        half = dim // 2
+        i = torch.arange(half, dtype=torch.float32)
+        d = {"half": half, "half-1": max(half - 1, 1), "dim": dim}[denom]
+        freqs = torch.exp(-math.log(10000.0) * i / d)
+        tt = t.long().float() if cast == "long" else t.float()
+        a = tt[:, None] * freqs[None]
+        if order == "interleave":
+            return torch.stack([a.sin(), a.cos()], dim=-1).flatten(1)
+        parts = [a.sin(), a.cos()] if order == "sin_cos" else [a.cos(), a.sin()]
+        return torch.cat(parts, dim=-1)
+    return fn
+
+
+def test_lesson05_embedding_right(capsys):
+    run(checks.check_sinusoidal_embedding, _l05_emb)
+    run(checks.check_sinusoidal_embedding, _l05_emb_variant(), dim=10, t=torch.tensor([0.5, 1.25, 7.75]))
+    run(checks.check_sinusoidal_embedding_rejects_odd_dim, _l05_emb, dim=9)
+    run(checks.check_sinusoidal_embedding_neighbours, _l05_emb)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.count("✓") == 4 and "✗" not in out.out
+
+
+@pytest.mark.parametrize("fn, kwargs, match", [
+    (_l05_emb_variant(order="cos_sin"), {}, "halves are swapped"),
+    (_l05_emb_variant(order="interleave"), {}, "interleaved"),
+    (_l05_emb_variant(denom="half-1"), {}, "off by one"),
+    (_l05_emb_variant(denom="dim"), {}, "i/dim"),
+    (_l05_emb_variant(cast="long"), {"t": torch.tensor([0.5, 1.5, 2.25])}, "rounded or truncated"),
+    (lambda t, dim: _l05_emb(t, dim).T, {"dim": 16}, "transposed"),
+])
+def test_lesson05_embedding_mistakes(capsys, fn, kwargs, match):
+    fails(capsys, checks.check_sinusoidal_embedding, fn, match=match, **kwargs)
+
+
+def test_lesson05_odd_dim_must_raise_clear_error(capsys):
+    fails(capsys, checks.check_sinusoidal_embedding_rejects_odd_dim, _l05_emb_variant(check_odd=False),
+          match="without complaint")
+
+    def vague(t, dim):
+        if dim % 2:
+            raise ValueError("bad")
+        return _l05_emb(t, dim)
+
+    fails(capsys, checks.check_sinusoidal_embedding_rejects_odd_dim, vague, match="say why")
+
+    def index_error(t, dim):
+        raise IndexError("out of range")
+
+    fails(capsys, checks.check_sinusoidal_embedding_rejects_odd_dim, index_error, match="IndexError")
+
+
+def test_lesson05_neighbours_distinct(capsys):
+    fails(capsys, checks.check_sinusoidal_embedding_neighbours,
+          lambda t, dim: _l05_emb((t // 2) * 2, dim), match="same embedding")
+
+
+def test_lesson05_add_time_embedding(capsys):
+    good = lambda h, emb: h + _l05_rearrange(emb, 'b c -> b c 1 1')      # noqa: E731
+    run(checks.check_add_time_embedding, good)
+    run(checks.check_add_time_embedding, good, shape=(4, 4, 4, 4))
+    fails(capsys, checks.check_add_time_embedding, lambda h, emb: h + emb, shape=(4, 4, 4, 4),
+          match="wrong axes")
+    fails(capsys, checks.check_add_time_embedding, lambda h, emb: h + _l05_rearrange(emb, 'b c -> c b 1 1'),
+          shape=(4, 4, 4, 4), match="swapped")
+    fails(capsys, checks.check_add_time_embedding, lambda h, emb: h * emb[:, :, None, None], match="multiplied")
+    fails(capsys, checks.check_add_time_embedding, lambda h, emb: h + emb[0][None, :, None, None],
+          match="same shift")
+    fails(capsys, checks.check_add_time_embedding, lambda h, emb: h + emb, match="raised RuntimeError")
+
+
+class _L05Block(_L05ResBlock):
+    """The package's block with one mistake in forward."""
+
+    mistake = None
+
+    def forward(self, x, emb):
+        h = self.conv1(self.act(self.norm1(x)))
+        e = _l05_rearrange(self.emb_proj(emb), 'b c -> b c 1 1')
+        if self.mistake != "no_emb" and self.mistake != "late_emb":
+            h = h + e
+        h = self.conv2(self.act(self.norm2(h)))
+        if self.mistake == "late_emb":
+            h = h + e
+        return h if self.mistake == "no_skip" else self.skip(x) + h
+
+
+@pytest.mark.parametrize("mistake, match", [("no_emb", "embedding is missing"), ("no_skip", "skip connection"),
+                                            ("late_emb", "after the second conv")])
+def test_lesson05_res_block(capsys, mistake, match):
+    run(checks.check_res_block, _L05ResBlock)
+    run(checks.check_res_block, _L05ResBlock, in_ch=8, out_ch=8, emb_dim=12, groups=4, size=4)
+    cls = type("Wrong", (_L05Block,), {"mistake": mistake})
+    fails(capsys, checks.check_res_block, cls, match=match)
+
+
+def test_lesson05_res_block_renamed_layers(capsys):
+    class Renamed(torch.nn.Module):
+        def __init__(self, in_ch, out_ch, emb_dim, groups):
+            super().__init__()
+            self.inner = _L05ResBlock(in_ch, out_ch, emb_dim, groups)
+
+        def forward(self, x, emb):
+            return self.inner(x, emb)
+
+    fails(capsys, checks.check_res_block, Renamed, match="do not fit your block")
+
+
+def test_lesson05_rearrange_pool(capsys):
+    run(checks.check_rearrange_pool, lambda x: _l05_rearrange(x, 'b c (h p1) (w p2) -> b (c p1 p2) h w',
+                                                              p1=2, p2=2))
+    for pattern, match in [('b c (h p1) (w p2) -> b (p1 p2 c) h w', "ordered"),
+                           ('b c (p1 h) (p2 w) -> b (c p1 p2) h w', "quarter-images"),
+                           ('b c (h p1) (w p2) -> b (c p2 p1) h w', "swapped")]:
+        fails(capsys, checks.check_rearrange_pool,
+              lambda x, p=pattern: _l05_rearrange(x, p, p1=2, p2=2), match=match)
+    fails(capsys, checks.check_rearrange_pool, lambda x: torch.nn.functional.max_pool2d(x, 2),
+          match="ordinary pooling")
+
+
+# ------------------------------------------------------------------ lesson 03: the posterior
+def _abar_prev(betas):
+    a_bar = torch.cumprod(1 - betas, 0)
+    return a_bar, torch.cat([torch.ones(1, dtype=betas.dtype), a_bar[:-1]])
+
+
+def good_posterior_variance(betas):
+    a_bar, prev = _abar_prev(betas)
+    return (1 - prev) / (1 - a_bar) * betas
+
+
+def good_posterior_mean_coefs(betas):
+    a_bar, prev = _abar_prev(betas)
+    return prev.sqrt() * betas / (1 - a_bar), (1 - betas).sqrt() * (1 - prev) / (1 - a_bar)
+
+
+def test_posterior_variance(capsys):
+    for T, kind in ((1, "linear"), (10, "linear"), (1000, "cosine")):
+        run(checks.check_posterior_variance, good_posterior_variance, T=T, schedule=kind)
+    fails(capsys, checks.check_posterior_variance, lambda b: b.clone(), match="β_t where β̃_t belongs")
+    fails(capsys, checks.check_posterior_variance, lambda b: good_posterior_variance(b).sqrt(),
+          match="standard deviation where the variance belongs")
+    a_t_for_prev = lambda b: (1 - torch.cumprod(1 - b, 0)) / (1 - torch.cumprod(1 - b, 0)) * b  # noqa: E731
+    fails(capsys, checks.check_posterior_variance, a_t_for_prev, match="ᾱ_t where ᾱ_{t-1} belongs")
+    wrap = lambda b: (1 - torch.cumprod(1 - b, 0).roll(1)) / (1 - torch.cumprod(1 - b, 0)) * b  # noqa: E731
+    out = fails(capsys, checks.check_posterior_variance, wrap, match="t = 0")
+    assert "ᾱ_{-1} = 1" in out
+
+
+def test_posterior_mean_coefs(capsys):
+    run(checks.check_posterior_mean_coefs, good_posterior_mean_coefs)
+    run(checks.check_posterior_mean_coefs, good_posterior_mean_coefs, T=1000, schedule="cosine")
+    fails(capsys, checks.check_posterior_mean_coefs, lambda b: good_posterior_mean_coefs(b)[::-1], match="swapped")
+
+    def abar_t(b):
+        a_bar, _ = _abar_prev(b)
+        return a_bar.sqrt() * b / (1 - a_bar), good_posterior_mean_coefs(b)[1]
+    fails(capsys, checks.check_posterior_mean_coefs, abar_t, match="ᾱ_t where ᾱ_{t-1} belongs")
+
+    def wrap(b):
+        a_bar = torch.cumprod(1 - b, 0)
+        prev = a_bar.roll(1)
+        return prev.sqrt() * b / (1 - a_bar), (1 - b).sqrt() * (1 - prev) / (1 - a_bar)
+    fails(capsys, checks.check_posterior_mean_coefs, wrap, match="t = 0")
+
+
+def good_q_posterior(x0, xt, t, betas):
+    c1, c2 = good_posterior_mean_coefs(betas)
+    mean = extract(c1, t, xt.shape) * x0 + extract(c2, t, xt.shape) * xt
+    return mean.float(), extract(good_posterior_variance(betas), t, xt.shape).float()
+
+
+def test_q_posterior(capsys):
+    run(checks.check_q_posterior, good_q_posterior, use_reference_helpers=False)
+    run(checks.check_q_posterior, good_q_posterior, T=1000, schedule="cosine", shape=(3, 5), t=[0, 999, 4])
+    fails(capsys, checks.check_q_posterior,
+          lambda x0, xt, t, b: (good_q_posterior(x0, xt, t, b)[0], extract(b, t, xt.shape)),
+          match="β_t where β̃_t belongs")
+    fails(capsys, checks.check_q_posterior,
+          lambda x0, xt, t, b: (good_q_posterior(x0, xt, t, b)[0], good_q_posterior(x0, xt, t, b)[1].sqrt()),
+          match="standard deviation where the variance belongs")
+
+
+def test_q_posterior_is_graded_with_the_package_helpers(capsys):
+    """A learner's q_posterior built on a broken posterior_variance still gets its points."""
+    ns = {"torch": torch, "extract": extract, "posterior_variance": lambda b: b,
+          "posterior_mean_coefs": good_posterior_mean_coefs}
+    exec("def q_posterior(x0, xt, t, betas):\n"
+         "    c1, c2 = posterior_mean_coefs(betas)\n"
+         "    return (extract(c1, t, xt.shape) * x0 + extract(c2, t, xt.shape) * xt,\n"
+         "            extract(posterior_variance(betas), t, xt.shape))\n", ns)
+    run(checks.check_q_posterior, ns["q_posterior"])
+    assert ns["posterior_variance"](torch.ones(1)) == 1            # the learner's own is restored
+    fails(capsys, checks.check_q_posterior, ns["q_posterior"], use_reference_helpers=False, match="β_t")
+
+
+def test_predict_x0_and_mean_from_eps(capsys):
+    def x0_from_eps(xt, t, eps, a_bar):
+        a = extract(a_bar, t, xt.shape)
+        return ((xt - (1 - a).sqrt() * eps) / a.sqrt()).float()
+
+    def mean_from_eps(xt, t, eps, betas):
+        b = extract(betas, t, xt.shape)
+        a = extract(torch.cumprod(1 - betas, 0), t, xt.shape)
+        return ((xt - b / (1 - a).sqrt() * eps) / (1 - b).sqrt()).float()
+
+    run(checks.check_predict_x0_from_eps, x0_from_eps, T=1000, shape=(3, 7), t=[0, 999, 5])
+    run(checks.check_posterior_mean_from_eps, mean_from_eps, T=1000, schedule="cosine")
+    fails(capsys, checks.check_predict_x0_from_eps,
+          lambda xt, t, eps, a: x0_from_eps(xt, t, eps, a) / extract(a, t, xt.shape).sqrt(),
+          match="divided by ᾱ_t")
+    fails(capsys, checks.check_posterior_mean_from_eps,
+          lambda xt, t, eps, b: mean_from_eps(xt, t, eps, b) / extract(1 - b, t, xt.shape).sqrt(),
+          match="1/α_t")
+
+
+def test_gaussian_kl(capsys):
+    def kl(m1, v1, m2, v2):
+        return 0.5 * (torch.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)
+
+    run(checks.check_gaussian_kl, kl)
+    run(checks.check_gaussian_kl, kl, shape=(2, 3, 4), dtype=torch.float32)
+    fails(capsys, checks.check_gaussian_kl, lambda m1, v1, m2, v2: kl(m1, v1 ** 2, m2, v2 ** 2),
+          match="variances as standard deviations")
+    fails(capsys, checks.check_gaussian_kl, lambda m1, v1, m2, v2: kl(m2, v2, m1, v1), match="swapped")
+    fails(capsys, checks.check_gaussian_kl, lambda m1, v1, m2, v2: 2 * kl(m1, v1, m2, v2), match="½")
+
+
+def test_complete_the_square(capsys):
+    import sympy as sp
+
+    def good(beta, abar_prev, xt, x0, x):
+        alpha = 1 - beta
+        abar = abar_prev * alpha
+        Q = sp.expand((xt - sp.sqrt(alpha) * x) ** 2 / beta + (x - sp.sqrt(abar_prev) * x0) ** 2 / (1 - abar_prev)
+                      - (xt - sp.sqrt(abar) * x0) ** 2 / (1 - abar))
+        A, B = Q.coeff(x, 2), -Q.coeff(x, 1) / 2
+        return A, B / A
+
+    run(checks.check_complete_the_square, good)
+    run(checks.check_complete_the_square, good, names=("b", "c", "y", "z", "w"))
+    fails(capsys, checks.check_complete_the_square, lambda b, c, y, z, w: (1 / b, good(b, c, y, z, w)[1]),
+          match="β where β̃ belongs")
+    fails(capsys, checks.check_complete_the_square,
+          lambda b, c, y, z, w: (sp.sqrt(good(b, c, y, z, w)[0]), good(b, c, y, z, w)[1]),
+          match="standard deviation where the variance belongs")
+    fails(capsys, checks.check_complete_the_square,
+          lambda b, c, y, z, w: ((1 - b) / b + 1 / (1 - c * (1 - b)), good(b, c, y, z, w)[1]),
+          match="ᾱ_t where ᾱ_{t-1} belongs")
+    fails(capsys, checks.check_complete_the_square,
+          lambda b, c, y, z, w: (good(b, c, y, z, w)[0], 2 * good(b, c, y, z, w)[1]), match="twice")
+
+
+# ------------------------------------------------------------------ lesson 01: U-Net blocks
+def _l01_classes():
+    from torch import nn
+
+    from course_utils.models import Downsample, Upsample
+
+    class Down(nn.Module):
+        def __init__(self, i, o, groups=8):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(groups, o), nn.GELU())
+            self.down = Downsample(o)
+
+        def forward(self, x):
+            return self.down(self.conv(x))
+
+    class Up(nn.Module):
+        def __init__(self, i, s, o, groups=8):
+            super().__init__()
+            self.up = Upsample(i)
+            self.conv = nn.Sequential(nn.Conv2d(i + s, o, 3, padding=1), nn.GroupNorm(groups, o), nn.GELU())
+
+        def forward(self, x, skip):
+            return self.conv(torch.cat([self.up(x), skip], dim=1))
+
+    return Down, Up
+
+
+def test_unet_blocks_right(capsys):
+    Down, Up = _l01_classes()
+    run(checks.check_down_block, Down)
+    run(checks.check_down_block, Down, 1, 8, sizes=((3, 28, 28),))
+    run(checks.check_up_block, Up)
+
+    def unet(in_channels=1, channels=(16, 32)):
+        return checks.reference_small_unet(in_channels, channels)
+    run(checks.check_small_unet, unet)
+    run(checks.check_small_unet, unet, in_channels=3, channels=(8, 16), sizes=((2, 12, 20),))
+    run(checks.check_count_parameters, lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad))
+    out = capsys.readouterr()
+    assert out.err == "" and "✗" not in out.out and "matches course_utils.models.DownBlock" in out.out
+
+
+def test_unet_blocks_classic_mistakes(capsys):
+    from torch import nn
+
+    Down, Up = _l01_classes()
+
+    class NoHalf(Down):
+        def forward(self, x):
+            return self.conv(x)
+
+    class ActFirst(Down):
+        def __init__(self, i, o, groups=8):
+            super().__init__(i, o)
+            self.conv = nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GELU(), nn.GroupNorm(groups, o))
+
+    class HardCoded(Down):
+        def forward(self, x):
+            return self.down(self.conv(x)).reshape(x.shape[0], -1, 8, 8)
+
+    class NoSkip(Up):
+        def forward(self, x, skip):
+            return self.conv(torch.cat([self.up(x), 0 * skip], dim=1))
+
+    class Swapped(Up):
+        def forward(self, x, skip):
+            return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+    fails(capsys, checks.check_down_block, NoHalf, match="kept the resolution")
+    fails(capsys, checks.check_down_block, ActFirst, match="GELU before GroupNorm")
+    fails(capsys, checks.check_down_block, HardCoded, match="never from a fixed image size")
+    fails(capsys, checks.check_up_block, NoSkip, match="no gradient reaches the skip")
+    fails(capsys, checks.check_up_block, Swapped, 8, 8, 8, match=r"concatenated \[skip, h\]")
+
+    class UNetNoSkip(nn.Module):
+        def __init__(self, in_channels=1, channels=(16, 32)):
+            super().__init__()
+            self.ref = checks.reference_small_unet(in_channels, channels)
+
+        def forward(self, x):
+            r = self.ref
+            h0 = r.conv_in(x)
+            h2 = r.down2(r.down1(h0))
+            return r.conv_out(r.up2(r.up1.conv(torch.cat([r.up1.up(h2), torch.zeros_like(r.down1(h0))], 1)), h0))
+
+    fails(capsys, checks.check_small_unet, UNetNoSkip, match="gets no gradient|found 1 call")
+    fails(capsys, checks.check_count_parameters, lambda m: len(list(m.parameters())), match="parameter tensors")
+    fails(capsys, checks.check_count_parameters, lambda m: sum(p.numel() for p in m.parameters()),
+          match="frozen")

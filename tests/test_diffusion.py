@@ -436,3 +436,19 @@ def test_bad_inputs(diff, x0):
     for fn, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
             fn()
+
+
+def test_blend_noise_mixes_one_fixed_level():
+    """Lesson 01's fixed-level corruption: (1 − a)·x0 + a·ε; 0 is clean, 1 pure noise; bad levels raise."""
+    from course_utils.diffusion import blend_noise
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.rand(2, 1, 4, 4, generator=g) * 2 - 1, torch.randn(2, 1, 4, 4, generator=g)
+    torch.testing.assert_close(blend_noise(x0, eps, 0.0), x0)
+    torch.testing.assert_close(blend_noise(x0, eps, 1.0), eps)
+    torch.testing.assert_close(blend_noise(x0, eps, 0.3), 0.7 * x0 + 0.3 * eps)
+    for bad in (-0.1, 1.5, True):
+        with pytest.raises(ValueError, match="level"):
+            blend_noise(x0, eps, bad)
+    with pytest.raises(ValueError, match="shape"):
+        blend_noise(x0, eps[:1], 0.5)

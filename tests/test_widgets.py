@@ -117,3 +117,80 @@ def test_uses_only_ipywidgets_api_common_to_7_and_8():
     used = {n.attr for n in ast.walk(ast.parse(src))
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "widgets"}
     assert used and used <= WIDGET_API_7_AND_8, used - WIDGET_API_7_AND_8
+
+
+# ------------------------------------------------------------------ lesson 03: the posterior explorer
+from course_utils.widgets import GaussianMixture1D, empirical_posterior, posterior_explorer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def post_explorer():
+    return posterior_explorer(make_betas("cosine", 6), x0_values=(-0.5, 0.5), n=20000, seed=1)
+
+
+def test_posterior_sliders_change_the_display(post_explorer):
+    ex = post_explorer
+    before, png, renders = ex.known_artist.get_data().values.copy(), bytes(ex.image.value), ex.renders
+    ex.t_slider.value = 4
+    assert ex.renders == renders + 1 and bytes(ex.image.value) != png
+    f = ex.frames[(4, 0)]
+    np.testing.assert_allclose(ex.known_artist.get_data().values, f["known"].numpy())
+    assert not np.allclose(ex.known_artist.get_data().values, before)
+    ex.x0_slider.value = 1
+    assert ex.x0 == 0.5 and ex.x0_line.get_xdata()[0] == 0.5
+    assert "t = 4 (paper step 5), x0 = 0.50" in ex.title.get_text()
+    # the curve is N(μ̃_t, β̃_t) of the package's q_posterior at the window's centre
+    d = GaussianDiffusion(make_betas("cosine", 6))
+    f = ex.frames[(4, 1)]
+    mean, var = (float(v) for v in d.q_posterior(torch.tensor([0.5]), torch.tensor([f["xt"]]), 4))
+    xs, ys = ex.pdf_line.get_data()
+    np.testing.assert_allclose(ys, np.exp(-(xs - mean) ** 2 / (2 * var)) / np.sqrt(2 * np.pi * var), rtol=1e-4)
+
+
+def test_empirical_posterior_matches_the_formula(post_explorer):
+    """Monte-Carlo: the kept x_{t-1} have mean μ̃_t and variance β̃_t (t = 0: exactly x0)."""
+    for (t, i), f in post_explorer.frames.items():
+        s = f["samples"].double()
+        assert len(s) > 200
+        if t == 0:
+            assert f["var"] == 0 and torch.allclose(s, torch.full_like(s, float(post_explorer.x0_values[i])))
+            continue
+        se = (f["var"] / len(s)) ** 0.5
+        assert abs(float(s.mean()) - f["mean"]) < 5 * se + 0.02 * f["var"] ** 0.5, (t, i)
+        assert abs(float(s.var()) / f["var"] - 1) < 0.15, (t, i)
+
+
+def test_empirical_posterior_api():
+    d = GaussianDiffusion(make_betas("linear", 10))
+    g = torch.Generator().manual_seed(0)
+    out = empirical_posterior(d, 5, GaussianMixture1D().sample(5000, g), 0.3, 0.05, 5000, g)
+    assert out.ndim == 1 and 0 < len(out) < 5000
+    with pytest.raises(ValueError, match=r"shape \(n,\)"):
+        empirical_posterior(d, 5, torch.zeros(3), 0.3, 0.05, 5000)
+    m = GaussianMixture1D()
+    z = torch.linspace(-3, 3, 2001)
+    assert abs(float(m.pdf(z).sum() * (z[1] - z[0])) - 1) < 1e-3
+
+
+# ------------------------------------------------------------------ lesson 01: denoiser explorer
+def test_denoiser_explorer_slider_shows_precomputed_level():
+    from course_utils.diffusion import blend_noise
+    from course_utils.widgets import denoiser_explorer
+
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.rand(3, 1, 8, 8, generator=g) * 2 - 1
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+    ex = denoiser_explorer(model, imgs, levels=[0.0, 0.5, 1.0], train_level=0.5, seed=3)
+    assert ex.slider.value == 1 and "trained at 0.5" in ex.title.get_text()
+    before = np.ma.getdata(ex.output_artist.get_array()).copy()
+    png, renders = bytes(ex.image.value), ex.renders
+    ex.slider.value = 2
+    assert ex.renders == renders + 1 and bytes(ex.image.value) != png
+    after = np.ma.getdata(ex.output_artist.get_array())
+    assert not np.allclose(np.nan_to_num(after), np.nan_to_num(before))
+    eps = torch.randn(imgs.shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = model(blend_noise(imgs, eps, 1.0))
+    torch.testing.assert_close(ex.outputs[2][:, :8], want[0, 0])
+    np.testing.assert_array_equal(np.ma.getdata(ex.input_artist.get_array()), ex.inputs[2].numpy())
+    assert float(ex.mse[2]) == pytest.approx(float(((want - imgs) ** 2).mean()), rel=1e-5)

@@ -1,0 +1,98 @@
+"""Lesson 03 end to end: the standard lesson tests of ``lesson_harness`` (nbval on the solution; nbgrader
+autograde of the solution, the untouched student notebook, one exercise right and a metadata-stripped
+copy), plus submissions with the lesson's classic mistakes, which the hidden tests must catch: β where β̃
+belongs, the standard deviation where the variance belongs, ᾱ_t where ᾱ_{t-1} belongs, and the t = 0 edge
+(ᾱ_{-1} = 1) got wrong."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+
+from lesson_harness import LessonSpec, lesson_tests, solution_code
+
+EXERCISES = {
+    "ex1-complete-square": ("ex1-complete-square-tests", 2),
+    "ex2-posterior-variance": ("ex2-posterior-variance-tests", 1),
+    "ex3-posterior-mean-coefs": ("ex3-posterior-mean-coefs-tests", 1),
+    "ex4-q-posterior": ("ex4-q-posterior-tests", 2),
+    "ex5-predict-x0": ("ex5-predict-x0-tests", 1),
+    "ex6-mean-from-eps": ("ex6-mean-from-eps-tests", 2),
+    "ex7-gaussian-kl": ("ex7-gaussian-kl-tests", 2),
+}
+
+# A wrong answer for one exercise: (answer grade_id, text in the solution, its replacement).
+MISTAKES = {
+    # β̃ replaced by β in the symbolic precision (the square completed with the forward step alone)
+    "beta_for_beta_tilde": ("ex1-complete-square", "precision, mean = sp.simplify(A), sp.simplify(B / A)",
+                            "precision, mean = 1 / beta, sp.simplify(B / A)"),
+    # the standard deviation where the variance belongs
+    "std_for_variance": ("ex2-posterior-variance", "return (1 - alphas_cumprod_prev) / (1 - alphas_cumprod) * betas",
+                         "return ((1 - alphas_cumprod_prev) / (1 - alphas_cumprod) * betas).sqrt()"),
+    # ᾱ_t where ᾱ_{t-1} belongs (in the x0 coefficient)
+    "abar_t_for_abar_prev": ("ex3-posterior-mean-coefs",
+                             "coef1 = alphas_cumprod_prev.sqrt() * betas / (1 - alphas_cumprod)",
+                             "coef1 = alphas_cumprod.sqrt() * betas / (1 - alphas_cumprod)"),
+    # the t = 0 edge: ᾱ_{t-1} as alphas_cumprod[t - 1], which wraps round at t = 0
+    "t0_edge": ("ex2-posterior-variance",
+                "alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=betas.dtype), alphas_cumprod[:-1]])",
+                "alphas_cumprod_prev = alphas_cumprod.roll(1)"),
+    # the variance returned by q_posterior is β_t, not β̃_t
+    "q_posterior_beta": ("ex4-q-posterior", "variance = extract(posterior_variance(betas), t, xt.shape)",
+                         "variance = extract(betas, t, xt.shape)"),
+}
+
+
+def _with_mistake(answer_id: str, old: str, new: str):
+    def build(release, source):
+        nb = nbformat.from_dict(json.loads(json.dumps(release)))
+        answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
+                   if c.metadata.get("nbgrader", {}).get("solution")}
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in EXERCISES:
+                code = solution_code(answers[gid])
+                if gid == answer_id:
+                    assert old in code, (gid, old)
+                    code = code.replace(old, new)
+                cell.source = code
+        return nb
+    return build
+
+
+SPEC = LessonSpec(
+    lesson="03_bayes_posterior",
+    exercises=EXERCISES,
+    one_right="ex4-q-posterior",
+    visible_marker="check_q_posterior",
+    needs_data=False,
+    extra_submissions={name: _with_mistake(*m) for name, m in MISTAKES.items()},
+)
+globals().update(lesson_tests(SPEC))
+
+
+def _lost(graded, student) -> set[str]:
+    """The test cells that did not get full marks."""
+    scores = graded["scores"][student]
+    return {t for t, p in EXERCISES.values() if scores[t] != p}
+
+
+def test_beta_where_beta_tilde_belongs_is_caught(graded):
+    assert _lost(graded, "beta_for_beta_tilde") == {"ex1-complete-square-tests"}
+    assert _lost(graded, "q_posterior_beta") == {"ex4-q-posterior-tests"}
+
+
+def test_std_where_variance_belongs_is_caught(graded):
+    assert _lost(graded, "std_for_variance") == {"ex2-posterior-variance-tests"}
+
+
+def test_abar_t_where_abar_prev_belongs_is_caught(graded):
+    assert _lost(graded, "abar_t_for_abar_prev") == {"ex3-posterior-mean-coefs-tests"}
+
+
+def test_t0_edge_is_caught(graded):
+    assert _lost(graded, "t0_edge") == {"ex2-posterior-variance-tests"}
+    cell = next(c for c in graded["autograded"]["t0_edge"].cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "ex2-posterior-variance-tests")
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    assert "t = 0" in text and "ᾱ_{-1} = 1" in text
