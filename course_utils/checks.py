@@ -30,10 +30,38 @@ from .data import to_model_range
 from .schedules import linear_betas as _linear_betas, make_betas
 
 __all__ = [
-    "check_linear_betas", "check_to_model_range", "check_data_range", "check_forward_step",
-    "check_alphas_cumprod", "check_q_sample", "check_first_t_snr_below_one", "check_snr_answers",
-    "check_monte_carlo", "reference_forward_step", "reference_to_model_range",
+    "check_linear_betas",
+    "check_to_model_range",
+    "check_data_range",
+    "check_forward_step",
+    "check_alphas_cumprod",
+    "check_q_sample",
+    "check_first_t_snr_below_one",
+    "check_snr_answers",
+    "check_monte_carlo",
+    "reference_forward_step",
+    "reference_to_model_range",
     "reference_first_t_snr_below_one",
+    "check_posterior_variance",
+    "check_posterior_mean_coefs",
+    "check_q_posterior",
+    "check_predict_x0_from_eps",
+    "check_posterior_mean_from_eps",
+    "check_gaussian_kl",
+    "check_complete_the_square",
+    "check_sinusoidal_embedding",
+    "check_sinusoidal_embedding_rejects_odd_dim",
+    "check_sinusoidal_embedding_neighbours",
+    "check_add_time_embedding",
+    "check_res_block",
+    "check_rearrange_pool",
+    "reference_add_time_embedding",
+    "reference_rearrange_pool",
+    "reference_small_unet",
+    "check_down_block",
+    "check_up_block",
+    "check_small_unet",
+    "check_count_parameters",
 ]
 
 OK, BAD = "✓", "✗"
@@ -866,11 +894,6 @@ def check_count_parameters(fn: Callable) -> None:
 # ==============================================================================================
 # Lesson 03: the posterior q(x_{t-1} | x_t, x_0), its ε form, and the KL of the ELBO
 # ==============================================================================================
-__all__ += [
-    "check_posterior_variance", "check_posterior_mean_coefs", "check_q_posterior",
-    "check_predict_x0_from_eps", "check_posterior_mean_from_eps", "check_gaussian_kl",
-    "check_complete_the_square",
-]
 
 
 def _tables64(betas: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -1246,12 +1269,6 @@ from einops import rearrange as _rearrange  # noqa: E402
 
 from .models import Downsample as _Downsample, ResBlock as _ResBlock  # noqa: E402
 from .models import sinusoidal_embedding as _sinusoidal_embedding  # noqa: E402
-
-__all__ += [
-    "check_sinusoidal_embedding", "check_sinusoidal_embedding_rejects_odd_dim",
-    "check_sinusoidal_embedding_neighbours", "check_add_time_embedding", "check_res_block",
-    "check_rearrange_pool", "reference_add_time_embedding", "reference_rearrange_pool",
-]
 
 
 def reference_add_time_embedding(h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from .validation import check_labels as _check_labels
 
 __all__ = [
     "GaussianDiffusion", "extract", "classifier_free_guidance", "guided_eps", "gaussian_kl",
-    "StepOutput", "SampleStep",
+    "StepOutput", "SampleStep", "blend_noise",
 ]
 
 VARIANCES = ("beta_tilde", "beta")

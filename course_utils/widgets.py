@@ -20,7 +20,16 @@ import torch
 from .diffusion import GaussianDiffusion
 from .schedules import make_betas
 
-__all__ = ["ForwardDiffusionExplorer", "forward_diffusion_explorer"]
+__all__ = [
+    "ForwardDiffusionExplorer",
+    "forward_diffusion_explorer",
+    "GaussianMixture1D",
+    "empirical_posterior",
+    "PosteriorExplorer",
+    "posterior_explorer",
+    "DenoiserExplorer",
+    "denoiser_explorer",
+]
 
 
 @dataclass
@@ -340,7 +349,6 @@ def denoiser_explorer(model: torch.nn.Module, images: torch.Tensor, levels: Sequ
 # ==============================================================================================
 # Lesson 03: the posterior q(x_{t-1} | x_t, x_0) on a 1-D toy
 # ==============================================================================================
-__all__ += ["GaussianMixture1D", "empirical_posterior", "PosteriorExplorer", "posterior_explorer"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""Lesson 05 end to end: the standard lesson tests of ``lesson_harness`` (nbval on the solution; nbgrader
+autograde of the solution, the untouched student notebook, one exercise right and a metadata-stripped
+copy), one graded submission that forgets to reject odd embedding sizes, and direct runs of each test
+cell on the lesson's classic mistakes: the hidden tests must catch odd sizes accepted silently, the
+cos half first, float t truncated, neighbouring t mapped together, h + emb broadcast over (H, W), a
+residual block without its skip or embedding, and quarter-images instead of 2×2 patches."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from lesson_harness import LessonSpec, lesson_tests, solution_code
+
+EXERCISES = {
+    "ex1-add-time-embedding": ("ex1-add-time-embedding-tests", 1),
+    "ex2-sinusoidal-embedding": ("ex2-sinusoidal-embedding-tests", 2),
+    "ex3-res-block": ("ex3-res-block-tests", 3),
+    "ex4-rearrange-pool": ("ex4-rearrange-pool-tests", 1),
+}
+
+# A wrong answer: (answer grade_id, text in the solution, its replacement, caught by the visible tests too?)
+MISTAKES = {
+    "odd_dim_accepted": ("ex2-sinusoidal-embedding", "if dim % 2:", "if False:", False),
+    "cos_half_first": ("ex2-sinusoidal-embedding", "torch.cat([torch.sin(args), torch.cos(args)], dim=-1)",
+                       "torch.cat([torch.cos(args), torch.sin(args)], dim=-1)", True),
+    "float_t_truncated": ("ex2-sinusoidal-embedding", "rearrange(t.float(), 'b -> b 1')",
+                          "rearrange(t.long().float(), 'b -> b 1')", False),
+    "neighbours_merged": ("ex2-sinusoidal-embedding", "rearrange(t.float(), 'b -> b 1')",
+                          "rearrange((t // 2 * 2).float(), 'b -> b 1')", True),
+    "vague_odd_error": ("ex2-sinusoidal-embedding", 'raise ValueError(f"dim must be even (a sin half and a cos '
+                        'half); got dim={dim}.")', 'raise ValueError("bad")', False),
+    "broadcast_over_hw": ("ex1-add-time-embedding", "return h + rearrange(emb, 'b c -> b c 1 1')",
+                          "return h + emb if h.shape[-2:] == emb.shape else h + rearrange(emb, 'b c -> b c 1 1')",
+                          False),
+    "no_skip": ("ex3-res-block", "return self.skip(x) + h", "return h", True),
+    "no_embedding": ("ex3-res-block", "h = h + rearrange(self.emb_proj(emb), 'b c -> b c 1 1')", "pass", True),
+    "identity_skip_dropped": ("ex3-res-block", "return self.skip(x) + h",
+                              "return self.skip(x) + h if isinstance(self.skip, nn.Conv2d) else h", False),
+    "quarter_images": ("ex4-rearrange-pool", "'b c (h p1) (w p2) -> b (c p1 p2) h w'",
+                       "'b c (p1 h) (p2 w) -> b (c p1 p2) h w'", True),
+}
+
+
+def _with_mistake(answer_id: str, old: str, new: str, *_):
+    def build(release, source):
+        nb = nbformat.from_dict(json.loads(json.dumps(release)))
+        answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
+                   if c.metadata.get("nbgrader", {}).get("solution")}
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in EXERCISES:
+                code = solution_code(answers[gid])
+                if gid == answer_id:
+                    assert old in code, (gid, old)
+                    code = code.replace(old, new)
+                cell.source = code
+        return nb
+    return build
+
+
+SPEC = LessonSpec(
+    lesson="05_time_embeddings",
+    exercises=EXERCISES,
+    one_right="ex1-add-time-embedding",
+    visible_marker="check_sinusoidal_embedding",
+    extra_submissions={"odd_dim_accepted": _with_mistake(*MISTAKES["odd_dim_accepted"])},
+)
+globals().update(lesson_tests(SPEC))
+
+
+def test_odd_embedding_size_accepted_loses_exactly_the_embedding_points(graded):
+    scores = graded["scores"]["odd_dim_accepted"]
+    assert {t: scores[t] for t, _ in EXERCISES.values()} == \
+        {t: (0 if t == "ex2-sinusoidal-embedding-tests" else p) for t, p in EXERCISES.values()}
+
+
+# ---------------------------------------------------------------- direct runs of the test cells
+def _cells():
+    nb = nbformat.read(SPEC.solution, as_version=4)
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    return by_id
+
+
+def _namespace(by_id):
+    ns: dict = {}
+    exec(by_id["imports"].source, ns)          # noqa: S102 (the lesson's own imports)
+    return ns
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return _cells()
+
+
+def _run(cells, answer_id, old=None, new=None, hidden=True):
+    ns = _namespace(cells)
+    code = solution_code(cells[answer_id])
+    if old is not None:
+        assert old in code, (answer_id, old)
+        code = code.replace(old, new)
+    exec(code, ns)                              # noqa: S102
+    test_src = cells[EXERCISES[answer_id][0]].source
+    if not hidden:
+        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
+    exec(test_src, ns)                          # noqa: S102
+
+
+@pytest.mark.parametrize("answer_id", list(EXERCISES))
+def test_solution_passes_every_test_cell(cells, answer_id, capsys):
+    _run(cells, answer_id)
+    out = capsys.readouterr()
+    assert out.err == "" and "✗" not in out.out and "✓" in out.out
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
+    answer_id, old, new, visible_catches = MISTAKES[name]
+    with pytest.raises(AssertionError):
+        _run(cells, answer_id, old, new)
+    capsys.readouterr()
+    if visible_catches:
+        with pytest.raises(AssertionError):
+            _run(cells, answer_id, old, new, hidden=False)
+    else:                                       # only the hidden tests see it
+        _run(cells, answer_id, old, new, hidden=False)
+    assert capsys.readouterr().err == ""
