@@ -95,6 +95,12 @@ class ForwardDiffusionExplorer:
         display(self.widget)
 
 
+def _check_images(images) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"images must be a float tensor of shape (N, 1, H, W) in [-1, 1]; got "
+                         f"{getattr(images, 'shape', type(images).__name__)}.")
+
+
 def _strip(x: torch.Tensor) -> torch.Tensor:
     """(T, N, 1, H, W) → (T, H, N·(W+1) − 1): images side by side, NaN columns between them."""
     T, N, C, H, W = x.shape
@@ -146,9 +152,7 @@ def forward_diffusion_explorer(images: torch.Tensor, T: int = 1000,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be a float tensor of shape (N, 1, H, W) in [-1, 1]; got "
-                         f"{getattr(images, 'shape', type(images).__name__)}.")
+    _check_images(images)
     if not schedules:
         raise ValueError("schedules must name at least one schedule, e.g. ('linear', 'cosine').")
     x0 = images.detach().float().cpu()
@@ -296,9 +300,7 @@ def denoiser_explorer(model: torch.nn.Module, images: torch.Tensor, levels: Sequ
 
     from .diffusion import blend_noise
 
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be a float tensor of shape (N, 1, H, W) in [-1, 1]; got "
-                         f"{getattr(images, 'shape', type(images).__name__)}.")
+    _check_images(images)
     levels = torch.linspace(0, 1, 11) if levels is None else torch.as_tensor(list(levels), dtype=torch.float32)
     if levels.ndim != 1 or len(levels) == 0 or bool(((levels < 0) | (levels > 1)).any()):
         raise ValueError("levels must be a non-empty list of noise levels in [0, 1].")

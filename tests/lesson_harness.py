@@ -97,6 +97,28 @@ def make_submission(release, source, answered: set[str]):
     return nb
 
 
+def with_mistake(spec_exercises, answer_id: str, old: str, new: str):
+    """A submission builder: every answer from the solution, with ``old`` → ``new`` in ``answer_id``.
+
+    For ``LessonSpec.extra_submissions``: a classic mistake in one exercise should cost exactly that
+    exercise's points.
+    """
+    def build(release, source):
+        nb = nbformat.from_dict(json.loads(json.dumps(release)))
+        answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
+                   if c.metadata.get("nbgrader", {}).get("solution")}
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in spec_exercises:
+                code = solution_code(answers[gid])
+                if gid == answer_id:
+                    assert old in code, (gid, old)
+                    code = code.replace(old, new)
+                cell.source = code
+        return nb
+    return build
+
+
 def strip_nbgrader_metadata(nb):
     """A copy as another editor might save it: every nbgrader cell metadata gone."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))

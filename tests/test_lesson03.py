@@ -5,11 +5,7 @@ belongs, the standard deviation where the variance belongs, ᾱ_t where ᾱ_{t-1
 (ᾱ_{-1} = 1) got wrong."""
 from __future__ import annotations
 
-import json
-
-import nbformat
-
-from lesson_harness import LessonSpec, lesson_tests, solution_code
+from lesson_harness import LessonSpec, lesson_tests, with_mistake
 
 EXERCISES = {
     "ex1-complete-square": ("ex1-complete-square-tests", 2),
@@ -43,21 +39,8 @@ MISTAKES = {
 }
 
 
-def _with_mistake(answer_id: str, old: str, new: str):
-    def build(release, source):
-        nb = nbformat.from_dict(json.loads(json.dumps(release)))
-        answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
-                   if c.metadata.get("nbgrader", {}).get("solution")}
-        for cell in nb.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if gid in EXERCISES:
-                code = solution_code(answers[gid])
-                if gid == answer_id:
-                    assert old in code, (gid, old)
-                    code = code.replace(old, new)
-                cell.source = code
-        return nb
-    return build
+def _with_mistake(answer_id: str, old: str, new: str, *_):
+    return with_mistake(EXERCISES, answer_id, old, new)
 
 
 SPEC = LessonSpec(

@@ -6,12 +6,11 @@ cos half first, float t truncated, neighbouring t mapped together, h + emb broad
 residual block without its skip or embedding, and quarter-images instead of 2×2 patches."""
 from __future__ import annotations
 
-import json
 
 import nbformat
 import pytest
 
-from lesson_harness import LessonSpec, lesson_tests, solution_code
+from lesson_harness import LessonSpec, lesson_tests, solution_code, with_mistake
 
 EXERCISES = {
     "ex1-add-time-embedding": ("ex1-add-time-embedding-tests", 1),
@@ -44,20 +43,7 @@ MISTAKES = {
 
 
 def _with_mistake(answer_id: str, old: str, new: str, *_):
-    def build(release, source):
-        nb = nbformat.from_dict(json.loads(json.dumps(release)))
-        answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
-                   if c.metadata.get("nbgrader", {}).get("solution")}
-        for cell in nb.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if gid in EXERCISES:
-                code = solution_code(answers[gid])
-                if gid == answer_id:
-                    assert old in code, (gid, old)
-                    code = code.replace(old, new)
-                cell.source = code
-        return nb
-    return build
+    return with_mistake(EXERCISES, answer_id, old, new)
 
 
 SPEC = LessonSpec(
