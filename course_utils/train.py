@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None, help="checkpoint path (.pt); a .sha256 and .json are written beside it")
+    p.add_argument("--summary-dir", default=None,
+                   help="also write each rank's JSON summary to DIR/summary_rank<R>.json (ranks print at once)")
     a = p.parse_args(argv)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -368,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
                    "images_per_second": round(result.images_per_second, 1), "param_digest": digest,
                    "device": str(next(result.model.parameters()).device), "torch": torch.__version__}
         print(json.dumps(summary), flush=True)
+        if a.summary_dir:
+            Path(a.summary_dir).mkdir(parents=True, exist_ok=True)
+            (Path(a.summary_dir) / f"summary_rank{rank}.json").write_text(json.dumps(summary))
         if a.out and rank == 0:
             meta = {"command": "python -m course_utils.train " + " ".join(argv if argv is not None else
                                                                           __import__("sys").argv[1:]),
