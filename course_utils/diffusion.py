@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .schedules import check_betas
-from .validation import check_labels as _check_labels
+from .validation import check_generator, check_labels as _check_labels
 
 __all__ = [
     "GaussianDiffusion", "extract", "classifier_free_guidance", "guided_eps", "gaussian_kl",
@@ -63,12 +63,7 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
 
 
 def _randn(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None; got {type(generator).__name__}.")
-        if generator.device.type != like.device.type:
-            raise ValueError(f"generator lives on {generator.device} but the tensors on {like.device}; "
-                             f"create it with torch.Generator(device={str(like.device)!r}).")
+    check_generator(generator, like.device)
     return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
 
 

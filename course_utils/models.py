@@ -25,7 +25,7 @@ from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from .validation import check_labels
+from .validation import check_generator, check_labels
 
 __all__ = [
     "UNetConfig", "UNet", "sinusoidal_embedding", "SinusoidalTimeEmbedding", "ResBlock", "Downsample",
@@ -618,12 +618,7 @@ def drop_labels(y: torch.Tensor, p: float, null_class: int,
         raise ValueError(f"the label drop probability p must be a float in [0, 1]; got {p!r}.")
     if not _is_int(null_class) or null_class < 0:
         raise ValueError(f"null_class must be a non-negative int (model.null_class); got {null_class!r}.")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None; got {type(generator).__name__}.")
-        if generator.device.type != y.device.type:
-            raise ValueError(f"generator lives on {generator.device} but y on {y.device}; create it with "
-                             f"torch.Generator(device={str(y.device)!r}).")
+    check_generator(generator, y.device, what="y")
     y = y.to(torch.long).clone()
     if p == 0:
         return y

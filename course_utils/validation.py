@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_labels"]
+__all__ = ["check_labels", "check_generator"]
 
 
 def check_labels(y, batch: int, device) -> torch.Tensor | None:
@@ -26,3 +26,14 @@ def check_labels(y, batch: int, device) -> torch.Tensor | None:
     if y.shape != (batch,):
         raise ValueError(f"y must have shape (B,) = ({batch},), one label per image; got {tuple(y.shape)}.")
     return y.to(device=device, dtype=torch.long)
+
+
+def check_generator(generator, device: torch.device, what: str = "the tensors") -> None:
+    """A ``torch.Generator`` (or None) on the same device type as ``what``, else a ValueError saying how."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None; got {type(generator).__name__}.")
+    if generator.device.type != device.type:
+        raise ValueError(f"generator lives on {generator.device} but {what} on {device}; "
+                         f"create it with torch.Generator(device={str(device)!r}).")

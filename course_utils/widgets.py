@@ -32,8 +32,23 @@ __all__ = [
 ]
 
 
+class _FigureWidget:
+    """Shared by the explorers: re-render ``figure`` into the PNG ``image`` widget; display ``widget``."""
+
+    def _show_figure(self) -> None:
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png")
+        self.image.value = buf.getvalue()
+        self.renders += 1
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
 @dataclass
-class ForwardDiffusionExplorer:
+class ForwardDiffusionExplorer(_FigureWidget):
     """Lesson 02's widget: scrub t and watch images drown in noise.
 
     Attributes:
@@ -84,15 +99,7 @@ class ForwardDiffusionExplorer:
         snr = a / (1 - a)
         self.title.set_text(f"{kind} schedule, t = {t} (paper step {t + 1}):  ᾱ_t = {a:.4f},  "
                             f"SNR = ᾱ/(1−ᾱ) = {snr:.3g}")
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png")
-        self.image.value = buf.getvalue()
-        self.renders += 1
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        self._show_figure()
 
 
 def _check_images(images) -> None:
@@ -221,7 +228,7 @@ def forward_diffusion_explorer(images: torch.Tensor, T: int = 1000,
 # Lesson 01: a one-level denoiser at other noise levels
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class DenoiserExplorer:
+class DenoiserExplorer(_FigureWidget):
     """Lesson 01's widget: a slider over the noise level at test time; input, output and target side by side.
 
     Attributes:
@@ -263,15 +270,7 @@ class DenoiserExplorer:
         trained = "" if self.train_level is None else f"  (trained at {self.train_level:g})"
         self.title.set_text(f"noise level {self.level:.2f}{trained}:  MSE(output, target) = "
                             f"{float(self.mse[i]):.4f}")
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png")
-        self.image.value = buf.getvalue()
-        self.renders += 1
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        self._show_figure()
 
 
 def denoiser_explorer(model: torch.nn.Module, images: torch.Tensor, levels: Sequence[float] | None = None,
@@ -411,7 +410,7 @@ def _posterior_pairs(d: GaussianDiffusion, t: int, x0: torch.Tensor, generator) 
 
 
 @dataclass
-class PosteriorExplorer:
+class PosteriorExplorer(_FigureWidget):
     """Lesson 03's widget: histograms of x_{t-1} given x_t (and x0) against N(μ̃_t, β̃_t).
 
     Attributes:
@@ -467,15 +466,7 @@ class PosteriorExplorer:
         self.ax_post.set_ylim(0, 1.15 * top)
         self.title.set_text(f"t = {self.t} (paper step {self.t + 1}), x0 = {self.x0:.2f}, x_t ≈ {f['xt']:.2f}:"
                             f"  μ̃ = {f['mean']:.3f},  β̃ = {f['var']:.2e}  ({len(f['samples'])} samples)")
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png")
-        self.image.value = buf.getvalue()
-        self.renders += 1
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        self._show_figure()
 
 
 def posterior_explorer(betas: torch.Tensor, x0_values: Sequence[float] = (-0.8, -0.4, 0.0, 0.4, 0.8),
