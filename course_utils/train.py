@@ -130,7 +130,8 @@ def _ddp_info() -> tuple[int, int]:
 
 
 def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainConfig | None = None,
-          callbacks: Sequence[Callable[[TrainState], None]] = ()) -> TrainResult:
+          callbacks: Sequence[Callable[[TrainState], None]] = (),
+          loss_fn: Callable[..., torch.Tensor] | None = None) -> TrainResult:
     """Train ``model`` to predict ε with L_simple (Algorithm 1).
 
     Args:
@@ -139,12 +140,17 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
         data: TensorDataset with images (N, C, H, W) in [-1, 1] and labels (N,), or a tensor of images.
         config: TrainConfig.
         callbacks: called with a :class:`TrainState` every ``config.log_every`` steps (plots, logging).
+        loss_fn: ``loss_fn(model, diffusion, x0, y, generator) -> scalar tensor``; default
+            ``diffusion.loss_simple`` (a lesson passes the learner's own L_simple here).
     Returns:
         TrainResult with the raw and EMA models, the per-step losses, the wall time and the throughput.
     """
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(cfg).__name__}.")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(model, diffusion, x0, y, generator); "
+                        f"got {type(loss_fn).__name__}.")
     ds = _as_dataset(data)
     if ds.images.ndim != 4 or not ds.images.is_floating_point():
         raise ValueError(f"training images must be a float tensor (N, C, H, W) in [-1, 1]; got "
@@ -209,7 +215,13 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
         if conditional:
             y = drop_labels(labels[idx], p_uncond, model.null_class, generator=gen)
         with autocast():
-            loss = diffusion.loss_simple(train_model, x0, y=y, generator=gen)
+            if loss_fn is None:
+                loss = diffusion.loss_simple(train_model, x0, y=y, generator=gen)
+            else:
+                loss = loss_fn(train_model, diffusion, x0, y, gen)
+                if not (isinstance(loss, torch.Tensor) and loss.ndim == 0):
+                    raise ValueError(f"loss_fn must return a scalar tensor; got "
+                                     f"{type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}.")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip:

@@ -3,6 +3,7 @@
 
     python scripts/release_notebooks.py            # regenerate notebooks/<lesson>/ for every lesson
     python scripts/release_notebooks.py 02_forward_diffusion      # only these lessons
+    python scripts/release_notebooks.py 00_start_here             # only the start page (not graded)
     python scripts/release_notebooks.py --check    # exit 1 and list the differences when stale
     python scripts/release_notebooks.py --gradebook  # also record the lessons in gradebook.db
                                                    # (instructors: needed once before autograde)
@@ -42,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 NOTEBOOKS = REPO / "notebooks"
 CONFIG = REPO / "nbgrader_config.py"
+START_PAGE = "00_start_here.ipynb"      # not graded: solutions/00_start_here.ipynb → notebooks/00_start_here.ipynb
 
 
 def lessons() -> list[str]:
@@ -69,6 +71,41 @@ def sync_colab_cells(nb_path: Path, lesson: str, write: bool) -> bool:
     if stale and write:
         nbformat.write(nb, nb_path)
     return stale
+
+
+def release_start_page(check: bool) -> list[str]:
+    """The start page: Colab cells synced, outputs and run metadata cleared (nothing to hide in it)."""
+    import nbformat
+
+    sys.path.insert(0, str(REPO))
+    from course_utils import colab
+
+    src = SOLUTIONS / START_PAGE
+    if not src.exists():
+        return []
+    nb = nbformat.read(src, as_version=4)
+    want = {colab.BADGE_TAG: colab.badge_markdown(f"{NOTEBOOKS.name}/{START_PAGE}"),
+            colab.SETUP_TAG: colab.setup_cell_source()}
+    problems = []
+    for cell in nb.cells:
+        for tag, source in want.items():
+            if tag in cell.metadata.get("tags", []) and cell.source != source:
+                problems.append(f"stale Colab badge/setup cell (see course_utils/colab.py): {src}")
+                cell.source = source
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        for key in ("execution", "ExecuteTime"):
+            cell.metadata.pop(key, None)
+    text = nbformat.writes(nb) + "\n"
+    target = NOTEBOOKS / START_PAGE
+    if check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            problems.append(f"differs from its solution: {target}")
+        return problems
+    NOTEBOOKS.mkdir(exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"released {target.relative_to(REPO)}")
+    return []
 
 
 def _ignored(name: str) -> bool:
@@ -157,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check and args.gradebook:
         parser.error("--check changes nothing; it cannot be combined with --gradebook")
-    names = args.lessons or lessons()
+    start = Path(START_PAGE).stem
+    with_start = not args.lessons or start in args.lessons
+    names = [n for n in args.lessons if n != start] if args.lessons else lessons()
     unknown = [n for n in names if not (SOLUTIONS / n).is_dir()]
     if unknown:
         parser.error(f"no such lesson folder in {SOLUTIONS}: {', '.join(unknown)}")
@@ -194,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copytree(out / n, target)
                     print(f"released {target.relative_to(REPO)}/")
 
+    if with_start:
+        problems += release_start_page(check=args.check)
     if not args.lessons and NOTEBOOKS.exists():
         for d in sorted(p for p in NOTEBOOKS.iterdir() if p.is_dir() and not _ignored(p.name)):
             if d.name not in names:

@@ -43,6 +43,8 @@ class LessonSpec:
         one_right: the exercise answered in the "exactly one exercise right" submission.
         max_ignored_outputs: how many code cells may be tagged nbval-ignore-output.
         visible_marker: text of a visible test that must appear in the feedback HTML.
+        env: extra environment variables for every notebook run (nbval and autograde), e.g. a lesson's
+            fast-mode switch or the checkpoint its assessment cell grades.
     """
 
     lesson: str
@@ -52,6 +54,7 @@ class LessonSpec:
     visible_marker: str = "checks.check"
     needs_data: bool = True
     extra_submissions: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
 
     @property
     def solution(self) -> Path:
@@ -62,9 +65,9 @@ class LessonSpec:
         return sum(p for _, p in self.exercises.values())
 
 
-def tool_env(tmp: Path) -> dict:
+def tool_env(tmp: Path, extra: dict | None = None) -> dict:
     """PATH with this interpreter's bin/ first (nbgrader runs `alembic`), and no user kernelspecs."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")          # ignore ~/.local/share/jupyter
     env["PYTHONWARNINGS"] = "ignore"
@@ -138,7 +141,7 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
     shutil.copy2(REPO / "nbgrader_config.py", course)
     shutil.copytree(spec.solution.parent, course / "solutions" / lesson,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    env = tool_env(tmp)
+    env = tool_env(tmp, spec.env)
     nbgrader(["generate_assignment", lesson, "--force"], course, env)
     release = nbformat.read(course / "notebooks" / lesson / f"{lesson}.ipynb", as_version=4)
     source = nbformat.read(spec.solution, as_version=4)
@@ -191,7 +194,7 @@ def lesson_tests(spec: LessonSpec) -> dict:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
              "--nbval-cell-timeout=300", str(spec.solution)],
-            cwd=REPO, env=tool_env(tmp_path), capture_output=True, text=True, timeout=900)
+            cwd=REPO, env=tool_env(tmp_path, spec.env), capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
         assert re.search(r"\b\d+ passed\b", proc.stdout) and "failed" not in proc.stdout
 

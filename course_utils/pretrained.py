@@ -1,0 +1,225 @@
+"""Shipped checkpoints that let lessons 04, 06 and 07 skip training, and the one command that makes them.
+
+Each checkpoint is a :func:`course_utils.train.save_checkpoint` file in ``course_utils/assets/`` with a
+``.sha256`` sidecar (checked before ``torch.load(weights_only=True)``) and a ``.json`` record of the
+exact command, seed, machine, wall time and the quality figures measured right after training.
+
+Regenerate them (every recipe, or the named ones) with::
+
+    python -m course_utils.pretrained build            # all recipes
+    python -m course_utils.pretrained build ddpm16     # lesson 04's unconditional model only
+    python -m course_utils.pretrained list             # what is shipped, with its record
+
+``load_pretrained("ddpm16")`` / ``load_pretrained("cfg16")`` return ``(model, diffusion, meta)``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .models import UNet, UNetConfig
+from .train import TrainConfig, load_checkpoint, save_checkpoint, train
+
+__all__ = ["Recipe", "RECIPES", "checkpoint_path", "load_pretrained", "build", "BUILD_COMMAND"]
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+BUILD_COMMAND = "python -m course_utils.pretrained build"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one shipped checkpoint is trained (16 px FashionMNIST, linear schedule, T = 1000)."""
+
+    name: str
+    lessons: tuple[str, ...]
+    description: str
+    model: UNetConfig
+    train: TrainConfig
+    image_size: int = 16
+    T: int = 1000
+    eval_per_class: int = 50          # samples per class drawn for the recorded figures
+    extra: dict = field(default_factory=dict)
+
+
+def _unet(**kw) -> UNetConfig:
+    return UNetConfig(channels=(32, 64), **kw)
+
+
+def _train(steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=128, lr=2e-3, warmup_steps=100, ema_decay=0.999, seed=0,
+                       progress=True, log_every=50)
+
+
+RECIPES: dict[str, Recipe] = {
+    "ddpm16": Recipe(
+        name="ddpm16", lessons=("04",),
+        description="unconditional U-Net (channels (32, 64)) for lesson 04's sampling experiments",
+        model=_unet(), train=_train(3000)),
+    "cfg16": Recipe(
+        name="cfg16", lessons=("06", "07"),
+        description="class-conditional U-Net with a learned null class (p_uncond 0.1) for lessons 06/07",
+        model=_unet(num_classes=10), train=_train(3000)),
+}
+
+
+def _check_name(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown checkpoint {name!r}; the shipped ones are {sorted(RECIPES)}.")
+    return RECIPES[name]
+
+
+def checkpoint_path(name: str, directory: str | os.PathLike | None = None) -> Path:
+    """Where checkpoint ``name`` lives: ``course_utils/assets/<name>.pt`` unless ``directory`` is given."""
+    _check_name(name)
+    return (Path(directory) if directory is not None else ASSETS) / f"{name}.pt"
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu", directory: str | os.PathLike | None = None
+                    ) -> tuple[UNet, "object", dict]:
+    """Load a shipped checkpoint after checking its sha256.
+
+    Args:
+        name: a key of :data:`RECIPES` ("ddpm16" for lesson 04, "cfg16" for lessons 06 and 07).
+        device: "cpu", "cuda", "auto", …
+        directory: look there instead of the package's assets folder.
+    Returns:
+        (EMA model in eval mode, its GaussianDiffusion, the recorded meta dict).
+    Raises:
+        ValueError: unknown name, or the file does not match its sha256 (changed or corrupted).
+        FileNotFoundError: the checkpoint is missing; the message gives the command that rebuilds it.
+    """
+    path = checkpoint_path(name, directory)
+    if not path.exists():
+        raise FileNotFoundError(f"the checkpoint {path} is missing; rebuild it with `{BUILD_COMMAND} {name}` "
+                                "(or reinstall course_utils, which ships it).")
+    try:
+        return load_checkpoint(path, device)
+    except ValueError as err:
+        raise ValueError(f"{err} Rebuild it with `{BUILD_COMMAND} {name}`.") from None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@torch.inference_mode()
+def evaluate(model: UNet, diffusion, image_size: int, per_class: int, seed: int = 0) -> dict:
+    """Quality figures recorded beside a checkpoint: Fréchet distance (and class agreement if conditional).
+
+    Samples with DDIM-50 (η = 0) from a fixed seed; conditional models at guidance w = 0, 1, 2, 3.
+    """
+    from .data import load_fashion_mnist
+    from .metrics import class_agreement, class_agreement_per_class, frechet_distance
+
+    n = 10 * per_class
+    real = load_fashion_mnist(train=False, image_size=image_size, limit=max(n, 1000)).images
+    out: dict = {"sampler": "DDIM-50, eta 0", "samples": n, "real_test_images": real.shape[0]}
+    shape = (n, model.config.in_channels, image_size, image_size)
+    if model.config.num_classes is None:
+        g = torch.Generator().manual_seed(seed)
+        x = diffusion.ddim_sample_loop(model, shape, num_steps=50, generator=g, progress=False)
+        out["frechet_distance"] = round(frechet_distance(real, x), 4)
+        return out
+    y = torch.arange(10).repeat_interleave(per_class)
+    out["per_w"] = {}
+    for w in (0.0, 1.0, 2.0, 3.0):
+        g = torch.Generator().manual_seed(seed)
+        x = diffusion.ddim_sample_loop(model, shape, num_steps=50, y=y, w=w, generator=g, progress=False)
+        out["per_w"][str(w)] = {
+            "class_agreement": round(class_agreement(x, y), 4),
+            "class_agreement_per_class": [round(v, 4) for v in class_agreement_per_class(x, y)],
+            "frechet_distance": round(frechet_distance(real, x), 4),
+        }
+    return out
+
+
+def build(name: str, directory: str | os.PathLike | None = None, progress: bool = True,
+          evaluate_after: bool = True, steps: int | None = None) -> Path:
+    """Train recipe ``name`` from scratch, then write ``<name>.pt``, its ``.sha256`` and a ``.json`` record.
+
+    ``steps`` overrides the recipe's step count for a quick trial build (recorded in the command).
+    """
+    from .data import load_fashion_mnist
+    from .diffusion import GaussianDiffusion
+    from .schedules import linear_betas
+    from .utils import set_seed
+
+    r = _check_name(name)
+    set_seed(r.train.seed)
+    data = load_fashion_mnist(train=True, image_size=r.image_size)
+    model = UNet(r.model)
+    diffusion = GaussianDiffusion(linear_betas(r.T))
+    cfg = TrainConfig(**{**asdict(r.train), "progress": progress, **({"steps": steps} if steps else {})})
+    result = train(model, diffusion, data, cfg)
+    ema = result.ema_model.cpu().eval()
+    meta = {
+        "name": name, "lessons": list(r.lessons), "description": r.description,
+        "command": f"{BUILD_COMMAND} {name}" + (f" --steps {steps}" if steps else ""), "image_size": r.image_size, "T": r.T, "schedule": "linear",
+        "model_config": r.model.to_dict(), "train_config": asdict(cfg),
+        "training_images": int(data.images.shape[0]),
+        "wall_time_s": round(result.wall_time, 1), "images_per_second": round(result.images_per_second, 1),
+        "final_loss_mean_last_100": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 5),
+        "device": str(next(result.model.parameters()).device), "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {os.cpu_count()} logical cpus", "torch": torch.__version__,
+        "python": platform.python_version(), "git_commit": _git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if evaluate_after:
+        t0 = time.perf_counter()
+        meta["evaluation"] = evaluate(ema, diffusion.cpu(), r.image_size, r.eval_per_class)
+        meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    path = save_checkpoint(checkpoint_path(name, directory), ema, diffusion.cpu(), meta)
+    meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
+    meta["file_bytes"] = path.stat().st_size
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m course_utils.pretrained", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="train and write the named checkpoints (default: all)")
+    b.add_argument("names", nargs="*", help=f"recipes to build, of {sorted(RECIPES)} (default: all)")
+    b.add_argument("--out-dir", default=None, help="write there instead of course_utils/assets/")
+    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--no-eval", action="store_true", help="skip the quality figures (faster)")
+    b.add_argument("--steps", type=int, default=None, help="override the recipe's steps (trial builds only)")
+    sub.add_parser("list", help="print each recipe and the record of its shipped checkpoint")
+    a = p.parse_args(argv)
+    if a.cmd == "list":
+        for name, r in RECIPES.items():
+            rec = checkpoint_path(name).with_suffix(".json")
+            info = json.loads(rec.read_text()) if rec.exists() else {}
+            print(f"{name} (lessons {', '.join(r.lessons)}): {r.description}")
+            print(f"  shipped: {'yes' if info else 'no'}; wall time {info.get('wall_time_s', '–')} s on "
+                  f"{info.get('device', '–')}; command `{info.get('command', BUILD_COMMAND + ' ' + name)}`")
+        return 0
+    names = a.names or list(RECIPES)
+    for name in names:
+        _check_name(name)
+    for name in names:
+        path = build(name, a.out_dir, progress=not a.no_progress, evaluate_after=not a.no_eval, steps=a.steps)
+        rec = json.loads(path.with_suffix(".json").read_text())
+        print(f"wrote {path} ({rec['file_bytes'] / 1e6:.2f} MB) in {rec['wall_time_s']} s of training; "
+              f"evaluation: {json.dumps(rec.get('evaluation', {}))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
