@@ -48,6 +48,8 @@ class Recipe:
     image_size: int = 16
     T: int = 1000
     eval_per_class: int = 50          # samples per class drawn for the recorded figures
+    notebook: str | None = None       # trained by running this notebook (repo-relative) in full mode
+    notebook_output: str = "assessment_model.pt"   # the checkpoint that notebook writes beside itself
     extra: dict = field(default_factory=dict)
 
 
@@ -67,8 +69,10 @@ RECIPES: dict[str, Recipe] = {
         model=_unet(), train=_train(3000)),
     "cfg16": Recipe(
         name="cfg16", lessons=("06", "07"),
-        description="class-conditional U-Net with a learned null class (p_uncond 0.1) for lessons 06/07",
-        model=_unet(num_classes=10), train=_train(3000)),
+        description="class-conditional U-Net with a learned null class (p_uncond 0.1) for lessons 06/07, "
+                    "trained by lesson 07's solution code (its notebook run in full mode)",
+        model=_unet(num_classes=10), train=_train(3000),
+        notebook="solutions/07_final_assessment/07_final_assessment.ipynb"),
 }
 
 
@@ -160,6 +164,8 @@ def build(name: str, directory: str | os.PathLike | None = None, progress: bool 
     from .utils import set_seed
 
     r = _check_name(name)
+    if r.notebook is not None:
+        return _build_from_notebook(r, directory, evaluate_after, steps)
     set_seed(r.train.seed)
     data = load_fashion_mnist(train=True, image_size=r.image_size)
     model = UNet(r.model)
@@ -184,6 +190,59 @@ def build(name: str, directory: str | os.PathLike | None = None, progress: bool 
         meta["evaluation"] = evaluate(ema, diffusion.cpu(), r.image_size, r.eval_per_class)
         meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
     path = save_checkpoint(checkpoint_path(name, directory), ema, diffusion.cpu(), meta)
+    meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
+    meta["file_bytes"] = path.stat().st_size
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def _build_from_notebook(r: Recipe, directory, evaluate_after: bool, steps: int | None) -> Path:
+    """Run the recipe's solution notebook with COURSE_MODE=full; ship the checkpoint it writes."""
+
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    from .train import load_checkpoint
+
+    repo = Path(__file__).resolve().parents[1]
+    nb_path = repo / r.notebook
+    if not nb_path.exists():
+        raise FileNotFoundError(f"{nb_path} is missing: building {r.name!r} needs a course checkout "
+                                "(the recipe runs that solution notebook).")
+    produced = nb_path.parent / r.notebook_output
+    produced.unlink(missing_ok=True)
+    env_before = dict(os.environ)
+    os.environ["COURSE_MODE"] = "full"
+    if steps:
+        os.environ["COURSE_TRAIN_STEPS"] = str(steps)
+    t0 = time.perf_counter()
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+        ExecutePreprocessor(timeout=None, kernel_name="python3").preprocess(
+            nb, {"metadata": {"path": str(nb_path.parent)}})
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    notebook_wall = time.perf_counter() - t0
+    if not produced.exists():
+        raise RuntimeError(f"{nb_path} ran in full mode but wrote no {produced.name}.")
+    model, diffusion, nb_meta = load_checkpoint(produced)
+    meta = {
+        **nb_meta, "name": r.name, "lessons": list(r.lessons), "description": r.description,
+        "command": f"{BUILD_COMMAND} {r.name}" + (f" --steps {steps}" if steps else ""),
+        "made_by": f"{r.notebook} executed with COURSE_MODE=full",
+        "notebook_wall_time_s": round(notebook_wall, 1), "image_size": r.image_size,
+        "machine": f"{platform.machine()} {os.cpu_count()} logical cpus", "torch": torch.__version__,
+        "python": platform.python_version(), "git_commit": _git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if evaluate_after:
+        t1 = time.perf_counter()
+        meta["evaluation"] = evaluate(model, diffusion, r.image_size, r.eval_per_class)
+        meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t1, 1)
+    path = save_checkpoint(checkpoint_path(r.name, directory), model, diffusion, meta)
+    produced.unlink(missing_ok=True)
+    Path(str(produced) + ".sha256").unlink(missing_ok=True)
     meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
     meta["file_bytes"] = path.stat().st_size
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -94,8 +94,7 @@ def test_rerun_is_idempotent_and_resumes(graded):
     lines = []
     grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=lines.append)
     regraded = [line for line in lines if "already graded" not in line]
-    assert len(regraded) == 1 and regraded[0].startswith(f"[{list(CASES).index('solution') + 1}/") and \
-        "solution: 11/11" in regraded[0]
+    assert len(regraded) == 1 and "] solution: 11/11" in regraded[0]
 
 
 def test_command_line_prints_table_and_attention_list(graded, tmp_path):

@@ -51,7 +51,8 @@ def test_build_command_trains_writes_and_records(tmp_path, monkeypatch):
     """The build path end to end on a 40-step recipe and synthetic data (no files needed)."""
     tiny = dataclasses.replace(RECIPES["cfg16"], train=TrainConfig(steps=4, batch_size=16, seed=5,
                                                                    progress=False, log_every=2),
-                               model=dataclasses.replace(RECIPES["cfg16"].model, channels=(8, 16)))
+                               model=dataclasses.replace(RECIPES["cfg16"].model, channels=(8, 16)),
+                               notebook=None)
     monkeypatch.setitem(RECIPES, "cfg16", tiny)
     monkeypatch.setattr("course_utils.data.load_fashion_mnist",
                         lambda train=True, image_size=16, **kw: _synthetic_data(64, image_size, 0))
