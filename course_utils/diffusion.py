@@ -78,7 +78,11 @@ def classifier_free_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w
         eps_uncond: (B, ...) prediction given the null class ∅.
         w: guidance weight, a finite float.
     """
+    eps_cond, eps_uncond = _check_tensor(eps_cond, "eps_cond"), _check_tensor(eps_uncond, "eps_uncond")
     _same_shape(eps_cond, eps_uncond, "eps_cond", "eps_uncond")
+    if eps_cond.device != eps_uncond.device:
+        raise ValueError(f"eps_cond and eps_uncond must be on one device; got {eps_cond.device} and "
+                         f"{eps_uncond.device}.")
     w = _check_w(w)
     return (1 + w) * eps_cond - w * eps_uncond
 
@@ -128,10 +132,33 @@ def gaussian_kl(mean1, var1, mean2, var2) -> torch.Tensor:
     for the KL between two diagonal multivariate Gaussians (the L_{t-1} terms of Ho et al. 2020, eq. 5).
     Variances must be positive; tensors broadcast against each other.
     """
-    tensors = [torch.as_tensor(v, dtype=torch.float64) if not isinstance(v, torch.Tensor) else v
-               for v in (mean1, var1, mean2, var2)]
+    names = ("mean1", "var1", "mean2", "var2")
+    tensors = []
+    for name, v in zip(names, (mean1, var1, mean2, var2)):
+        if isinstance(v, bool) or v is None:
+            raise ValueError(f"{name} must be a float, a sequence of floats or a real tensor; got {v!r}.")
+        if not isinstance(v, torch.Tensor):
+            try:
+                v = torch.as_tensor(v, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ValueError(f"{name} must be a float, a sequence of floats or a real tensor; could not "
+                                 f"convert {type(v).__name__}: {err}") from None
+        if v.is_complex() or v.dtype == torch.bool:
+            raise ValueError(f"{name} must be real-valued; got dtype {v.dtype}.")
+        if v.device.type == "meta":
+            raise ValueError(f"{name} is a meta tensor (it holds no data); pass a CPU or GPU tensor.")
+        tensors.append(v if v.is_floating_point() else v.double())
+    try:
+        torch.broadcast_shapes(*(t.shape for t in tensors))
+    except RuntimeError:
+        raise ValueError("mean1, var1, mean2 and var2 must broadcast against each other; got shapes "
+                         f"{[tuple(t.shape) for t in tensors]}.") from None
+    if len({t.device for t in tensors}) > 1:
+        raise ValueError(f"mean1, var1, mean2 and var2 must be on one device; got {[str(t.device) for t in tensors]}.")
     mean1, var1, mean2, var2 = tensors
     for name, v in (("var1", var1), ("var2", var2)):
+        if v.numel() and bool(torch.isnan(v).any()):
+            raise ValueError(f"{name} holds NaN; a variance must be a positive number.")
         if (v <= 0).any():
             raise ValueError(f"{name} must be strictly positive (a variance, not a standard deviation "
                              f"or log-variance); got a minimum of {float(v.min())}.")

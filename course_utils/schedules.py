@@ -35,6 +35,8 @@ def check_betas(betas) -> torch.Tensor:
     if isinstance(betas, torch.Tensor):
         if betas.is_complex() or not (betas.is_floating_point() or betas.dtype in (torch.int64, torch.int32)):
             raise ValueError(f"betas must be a real 1-D tensor; got dtype {betas.dtype}.")
+        if betas.device.type == "meta":
+            raise ValueError("betas is a meta tensor (it holds no data); pass a CPU or GPU tensor.")
         b = betas.detach().to("cpu", torch.float64)
     else:
         try:
