@@ -39,6 +39,24 @@ install_apt_data() {
         || log "could not install dataset-fashion-mnist; torchvision will download the data instead."
 }
 
+install_browser() {
+    # Headless Chromium for the browser tests (tests/test_browser.py drives it with Playwright; nothing
+    # is downloaded by Playwright itself). Only `./course.sh test` needs it.
+    if command -v chromium >/dev/null 2>&1; then return 0; fi
+    local SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+            log "not root: skipping 'apt-get install chromium'; the browser tests will be skipped."
+            return 0
+        fi
+    fi
+    command -v apt-get >/dev/null 2>&1 || { log "no apt-get: the browser tests will be skipped."; return 0; }
+    log "installing Debian's chromium (for the browser tests; about a minute)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
+        || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+        || log "could not install chromium; the browser tests will be skipped (they fail in CI)."
+}
+
 setup_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating the virtual environment $VENV"
@@ -81,9 +99,11 @@ case "$cmd" in
         url=/lab/tree
         [ -f notebooks/00_start_here.ipynb ] && url=/lab/tree/00_start_here.ipynb
         log "opening JupyterLab in notebooks/ at $url (Ctrl-C to stop)"
+        root_flag=""
+        [ "$(id -u)" -eq 0 ] && root_flag="--allow-root"    # jupyter refuses to run as root without it
         # shellcheck disable=SC2086
         exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$REPO/notebooks" --LabApp.default_url="$url" \
-            ${JUPYTER_ARGS:-} "$@"
+            $root_flag ${JUPYTER_ARGS:-} "$@"
         ;;
     release)
         setup_venv
@@ -91,6 +111,7 @@ case "$cmd" in
         ;;
     test)
         setup
+        install_browser
         log "running the tests"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
