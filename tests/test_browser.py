@@ -31,9 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "ci-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 
-# lesson → slider positions to visit (the last slider of the notebook's last widget is moved)
+# lesson → the moves a learner makes on the notebook's last widget (its last slider / dropdown):
+#   ("type", v): type v into the slider's readout; ("key", k): press k on the slider's handle;
+#   ("select", label): choose label in the dropdown. The image must change after every move.
 SCRUBBERS = {
-    "02_forward_diffusion": [0, 250, 600, 999],
+    "02_forward_diffusion": [("type", 0), ("type", 250), ("type", 600), ("type", 999)],
+    "06_conditioning_guidance": [("start", None), ("key", "End"), ("key", "Home"), ("select", "Trouser"),
+                                 ("key", "ArrowRight")],
 }
 # Console messages that are not JavaScript errors of the course: external images (the Colab badge) offline.
 BENIGN_CONSOLE = ("Failed to load resource", "ERR_NAME_NOT_RESOLVED", "ERR_INTERNET_DISCONNECTED")
@@ -146,20 +150,33 @@ def test_widget_responds_in_jupyterlab(lab, browser, lesson):
     readout = page.locator(".widget-slider .widget-readout").last
     image.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
+    handle = page.locator(".widget-slider .noUi-handle").last
+    picker = page.locator(".widget-dropdown select").last
     shots, summary = [], []
-    for i, value in enumerate(SCRUBBERS[lesson]):
-        readout.click()
-        page.keyboard.press("Control+A")
-        page.keyboard.type(str(value))
-        page.keyboard.press("Enter")
-        page.wait_for_function("([el, v]) => el.textContent.trim() === String(v)",
-                               arg=[readout.element_handle(), value], timeout=30_000)
+    for i, (action, value) in enumerate(SCRUBBERS[lesson]):
+        before = readout.text_content().strip()
+        if action == "type":
+            readout.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type(str(value))
+            page.keyboard.press("Enter")
+            page.wait_for_function("([el, v]) => el.textContent.trim() === String(v)",
+                                   arg=[readout.element_handle(), value], timeout=30_000)
+        elif action == "key":
+            handle.focus()
+            page.keyboard.press(value)
+            page.wait_for_function("([el, v]) => el.textContent.trim() !== v",
+                                   arg=[readout.element_handle(), before], timeout=30_000)
+        elif action == "select":
+            picker.select_option(label=value)
         page.wait_for_timeout(1500)                # the kernel re-renders one PNG; the front end swaps it
-        path = ARTIFACTS / f"{lesson}_{i}_t{value}.png"
+        state = readout.text_content().strip() + (f", class {picker.input_value()}" if picker.count() else "")
+        path = ARTIFACTS / f"{lesson}_{i}_{action}.png"
         shots.append(image.screenshot(path=str(path)))
         changed = None if i == 0 else shots[-1] != shots[-2]
-        summary.append({"position": value, "screenshot": str(path.relative_to(REPO)), "changed": changed})
-        print(f"\n[browser] {lesson}: slider → {value}: {path} (image changed: {changed})")
+        summary.append({"move": f"{action} {value}" if value is not None else action, "slider": state,
+                        "screenshot": str(path.relative_to(REPO)), "changed": changed})
+        print(f"\n[browser] {lesson}: {action} {value} → slider {state}: {path} (image changed: {changed})")
     page.screenshot(path=str(ARTIFACTS / f"{lesson}_page.png"), full_page=False)
     body = page.locator("body").inner_text()
     for marker in ("Error displaying widget", "Model not found", "Failed to render"):
