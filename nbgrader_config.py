@@ -22,7 +22,9 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_root, "gradebook.db")
 # Folders never copied from solutions/<lesson>/ into the release.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "data"]
+# Files a lesson writes when it runs (lesson 04's animation, lesson 07's trained model) stay out too.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "data", "*.gif",
+                            "assessment_model.pt", "assessment_model.pt.sha256"]
 
 # Executing notebooks while autograding: the default 30 s per cell is too tight for a slow CPU.
 c.Execute.timeout = 300

@@ -62,6 +62,12 @@ __all__ = [
     "check_up_block",
     "check_small_unet",
     "check_count_parameters",
+    "check_loss_simple",
+    "check_train_step",
+    "check_p_sample_step",
+    "check_sample_loop",
+    "reference_loss_simple",
+    "reference_p_sample_step",
 ]
 
 OK, BAD = "✓", "✗"
@@ -1496,3 +1502,774 @@ def check_rearrange_pool(fn: Callable, shape=(2, 3, 8, 6), seed: int = 0) -> Non
     _diagnose(r, out, ref, mistakes, rtol=0, atol=0, what=shown)
     r.ok(f"{shown}: (B, 4C, H/2, W/2) = {_fmt_shape(ref.shape)}, every pixel kept, matches "
          f"Downsample(mode='rearrange')")
+
+
+# ==============================================================================================
+# Lesson 04: Algorithm 1 (L_simple, one training step) and Algorithm 2 (reverse step, sampling loop)
+# ==============================================================================================
+
+
+class _TimeRecorder(torch.nn.Module):
+    """A tiny ε-model ``w·x_t + c·t/T`` that records every (x_t, t) it sees (for the lesson 04 checks)."""
+
+    def __init__(self, T: int):
+        super().__init__()
+        self.T = T
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+        self.c = torch.nn.Parameter(torch.tensor(0.3))
+        self.seen_t: list[torch.Tensor] = []
+        self.seen_x: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
+        t = torch.as_tensor(t)
+        self.seen_t.append(t.detach().cpu().reshape(-1).clone())
+        self.seen_x.append(x.detach().cpu().clone())
+        tt = t.to(x.device).float().reshape(-1, *((1,) * (x.ndim - 1))) / self.T
+        return self.w * x + self.c * tt
+
+
+def reference_loss_simple(model, diffusion, x0, y=None, generator=None) -> torch.Tensor:
+    """L_simple for a batch (Algorithm 1): :meth:`GaussianDiffusion.loss_simple`, under train's loss_fn signature."""
+    return diffusion.loss_simple(model, x0, y=y, generator=generator)
+
+
+def reference_p_sample_step(eps, xt, t: int, diffusion, noise) -> torch.Tensor:
+    """One DDPM reverse step with σ_t² = β_t (Algorithm 2): :meth:`GaussianDiffusion.step` (variance "beta")."""
+    return diffusion.step(eps, xt, t, noise=noise, variance="beta", clip_x0=False).sample
+
+
+def _t_hist_report(r: _Report, ts: torch.Tensor, T: int) -> None:
+    if int(ts.min()) < 0 or int(ts.max()) > T - 1:
+        r.fail(f"t left the range [0, {T - 1}] (saw {int(ts.min())} … {int(ts.max())}); timesteps are "
+               f"0-indexed: t ~ Uniform{{0, …, T-1}} is torch.randint(0, T, (B,)).")
+    if int(ts.min()) != 0:
+        r.fail(f"over {ts.numel()} draws t never was 0: index 0 (the paper's step 1, the least noisy) must be "
+               f"trained too. t ~ Uniform{{0, …, T-1}} is torch.randint(0, T, (B,)), not torch.randint(1, T, …).")
+    if int(ts.max()) != T - 1:
+        r.fail(f"over {ts.numel()} draws t never was T-1 = {T - 1}: torch.randint(low, high) excludes high, "
+               f"so draw with torch.randint(0, T, (B,)).")
+    counts = torch.bincount(ts, minlength=T).double()
+    expected = ts.numel() / T
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    df = T - 1
+    if chi2 > df + 6 * math.sqrt(2 * df) + 10:
+        r.fail(f"t is not uniform over {{0, …, {T - 1}}}: counts range from {int(counts.min())} to "
+               f"{int(counts.max())} (expected about {expected:.0f} each; χ² = {chi2:.0f} for {df} degrees "
+               f"of freedom). Draw t with torch.randint(0, T, (B,)).")
+
+
+def check_loss_simple(fn: Callable, T: int = 10, shape=(8, 1, 4, 4), seed: int = 0, probe_calls: int = 300,
+                      probe_batch: int = 64) -> None:
+    """Check ``fn(model, diffusion, x0, y=None, generator=None)`` — L_simple for a batch (Algorithm 1).
+
+    A recording model sees every (x_t, t) the learner feeds it: the loss must be the mean squared error
+    between the model's output and the ε that built x_t from x0 (eq. 14), t must cover {0, …, T-1}
+    uniformly (probed over ``probe_calls`` calls), the loss must carry gradients, and the same generator
+    seed must give the same loss.
+    """
+    r = _Report("loss_simple")
+    d = GaussianDiffusion(_linear_betas(T))
+    x0 = _images(shape, seed)
+    shown = f"loss_simple(model, diffusion (T={T}), x0 {_fmt_shape(shape)}, None, generator)"
+    model = _TimeRecorder(T)
+    loss = _call(r, fn, model, d, x0.clone(), None, _gen(seed + 1))
+    loss = _as_tensor(r, loss, "the loss")
+    if loss.ndim != 0:
+        r.fail(f"{shown} should return a scalar (0-d) tensor, the mean over batch and pixels; got shape "
+               f"{tuple(loss.shape)}. Use F.mse_loss(eps_pred, eps) (it averages).")
+    if not model.seen_t:
+        r.fail("the model was never called: predict the noise with eps_pred = model(x_t, t).")
+    if len(model.seen_t) != 1:
+        r.fail(f"the model was called {len(model.seen_t)} times; call it once, on the whole batch.")
+    t, xt = model.seen_t[0], model.seen_x[0]
+    if t.is_floating_point() or t.shape != (shape[0],):
+        r.fail(f"t should be an int64 tensor of shape ({shape[0]},), one timestep per image; got "
+               f"{t.dtype} of shape {tuple(t.shape)}.")
+    if xt.shape != x0.shape:
+        r.fail(f"the model got x_t of shape {tuple(xt.shape)}; it should have x0's shape {tuple(x0.shape)}.")
+    if int(t.min()) < 0 or int(t.max()) > T - 1:
+        _t_hist_report(r, t, T)
+    if shape[0] >= 8 and T > 1 and bool((t == t[0]).all()):
+        r.fail(f"all {shape[0]} images got the same t = {int(t[0])}: draw one t per image, "
+               f"torch.randint(0, T, (B,)), so every batch mixes noise levels (Algorithm 1).")
+    if not loss.requires_grad:
+        r.fail("the loss does not carry gradients (did you use torch.no_grad(), .item() or .detach()?): "
+               "training needs loss.backward().")
+    with torch.no_grad():
+        out = model.w.detach() * xt + model.c.detach() * t.float().reshape(-1, 1, 1, 1) / T
+        eps = d.predict_eps_from_x0(xt, t, x0)               # the ε that takes x0 to this x_t (eq. 4)
+        ref = torch.nn.functional.mse_loss(out, eps)
+        mistakes = {
+            "the loss compares the prediction with x0; the network predicts the noise: "
+            "MSE(model(x_t, t), ε) (eq. 14).": torch.nn.functional.mse_loss(out, x0),
+            "the loss compares the prediction with x_t; it should compare with the noise ε that built x_t.":
+                torch.nn.functional.mse_loss(out, xt),
+            "the loss is a sum; L_simple is the mean over batch and pixels (F.mse_loss).":
+                ((out - eps) ** 2).sum(),
+        }
+    if not _close(loss.detach().reshape(()), ref, 1e-4, 1e-6) and not 0.3 < float(eps.std()) < 3:
+        r.fail("x_t is not √ᾱ_t·x0 + √(1 − ᾱ_t)·ε for a standard normal ε: build it with "
+               "diffusion.q_sample(x0, t, noise=eps).")
+    _diagnose(r, loss.detach().reshape(()), ref, mistakes, rtol=1e-4, atol=1e-6, what=f"{shown}")
+    loss.backward()
+    if model.w.grad is None or float(model.w.grad.abs()) == 0:
+        r.fail("no gradient reached the model's parameters: the loss must be computed from model(x_t, t).")
+    again = _call(r, fn, _TimeRecorder(T), d, x0.clone(), None, _gen(seed + 1))
+    if not (isinstance(again, torch.Tensor) and torch.allclose(again.detach(), loss.detach())):
+        r.fail("two calls with generators seeded alike gave different losses: pass generator=generator to "
+               "torch.randint and torch.randn, so a seeded training run is reproducible.")
+    probe = _TimeRecorder(T)
+    g = _gen(seed + 2)
+    xb = _images((probe_batch, 1, 1, 1), seed + 3)
+    with torch.no_grad():
+        for _ in range(probe_calls):
+            _call(r, fn, probe, d, xb, None, g)
+    _t_hist_report(r, torch.cat(probe.seen_t).long(), T)
+    r.ok(f"{shown}: MSE between the prediction and the ε behind x_t, as GaussianDiffusion.loss_simple; "
+         f"t covers 0 … {T - 1} uniformly over {probe_calls * probe_batch} draws")
+
+
+def check_train_step(fn: Callable, T: int = 10, shape=(8, 1, 6, 6), seed: int = 0, steps: int = 3) -> None:
+    """Check ``fn(model, diffusion, optimizer, x0, loss_fn, generator=None) -> float``: one step of Algorithm 1.
+
+    ``steps`` consecutive calls must leave the weights exactly where zero_grad → loss → backward → step
+    leaves a copy of the model, and return each step's loss as a Python float.
+    """
+    import copy
+
+    r = _Report("train_step")
+    d = GaussianDiffusion(_linear_betas(T))
+    torch.manual_seed(seed)
+    g0 = _gen(seed)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g0) * 0.3)
+
+    class Eps(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = copy.deepcopy(net)
+
+        def forward(self, x, t, y=None):
+            return self.net(x) * (1 + t.float().reshape(-1, 1, 1, 1) / T)
+
+    mine, ref = Eps(), Eps()
+    opt_mine = torch.optim.SGD(mine.parameters(), lr=0.1)
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1)
+    calls = [0]
+
+    def loss_fn(model, diffusion, x0, y=None, generator=None):
+        calls[0] += 1
+        return diffusion.loss_simple(model, x0, y=y, generator=generator)
+
+    shown = "train_step(model, diffusion, optimizer, x0, loss_fn, generator)"
+    for k in range(steps):
+        x0 = _images(shape, seed + 10 + k)
+        before = [p.detach().clone() for p in mine.parameters()]
+        calls[0] = 0
+        out = _call(r, fn, mine, d, opt_mine, x0.clone(), loss_fn, _gen(seed + 20 + k))
+        if calls[0] != 1:
+            r.fail(f"loss_fn was called {calls[0]} times in one step; call it once: "
+                   f"loss = loss_fn(model, diffusion, x0, generator=generator).")
+        opt_ref.zero_grad()
+        loss = loss_fn(ref, d, x0, None, _gen(seed + 20 + k))
+        loss.backward()
+        opt_ref.step()
+        loss = loss.detach().item()
+        if isinstance(out, torch.Tensor):
+            r.fail("return the loss as a Python float, loss.item(): a tensor keeps the whole graph alive "
+                   "(memory grows with every step) and cannot be plotted directly.")
+        if isinstance(out, bool) or not isinstance(out, (int, float)):
+            r.fail(f"{shown} should return the loss as a float (loss.item()); got {type(out).__name__}.")
+        if not math.isclose(float(out), loss, rel_tol=1e-5, abs_tol=1e-7):
+            r.fail(f"step {k + 1}: returned {float(out):.6g}, but the loss of this step is {loss:.6g}; "
+                   f"return loss.item() of the loss you back-propagated.")
+        if all(torch.equal(a, b) for a, b in zip(before, mine.parameters())):
+            r.fail(f"step {k + 1} did not change the weights: call loss.backward() and then optimizer.step().")
+        if not all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(mine.parameters(), ref.parameters())):
+            hint = ("the gradients of the previous step were added to this one's: call optimizer.zero_grad() "
+                    "at the start of every step." if k > 0 else
+                    "the order is optimizer.zero_grad(), loss = loss_fn(…), loss.backward(), optimizer.step().")
+            r.fail(f"after step {k + 1} the weights differ from zero_grad → loss → backward → step: {hint}")
+    r.ok(f"{shown}: {steps} steps leave the weights where zero_grad → loss → backward → step does, "
+         f"and return each loss as a float")
+
+
+def check_p_sample_step(fn: Callable, T: int = 1000, shape=(4, 1, 8, 8), seed: int = 0, ts=None) -> None:
+    """Check ``fn(eps, xt, t, diffusion, noise)`` (t an int) against :meth:`GaussianDiffusion.step` with
+    σ_t² = β_t: x_{t-1} = 1/√α_t·(x_t − β_t/√(1 − ᾱ_t)·ε) + σ_t·z, and no noise at t = 0 (Algorithm 2)."""
+    r = _Report("p_sample_step")
+    betas = _linear_betas(T)
+    d = GaussianDiffusion(betas)
+    k = _tables64(betas)
+    ts = sorted({T - 1, T // 2, min(1, T - 1), 0}, reverse=True) if ts is None else list(ts)
+    for j, t in enumerate(ts):
+        xt = torch.randn(shape, generator=_gen(seed + 3 * j))
+        eps = torch.randn(shape, generator=_gen(seed + 3 * j + 1))
+        z = torch.randn(shape, generator=_gen(seed + 3 * j + 2))
+        shown = f"p_sample_step(eps, xt {_fmt_shape(shape)}, t={t}, diffusion (T={T}), noise)"
+        out = _as_tensor(r, _call(r, fn, eps.clone(), xt.clone(), t, d, z.clone()), shown)
+        _check_shape_dtype(r, out, shape, None, shown)
+        ref = reference_p_sample_step(eps, xt, t, d, z)
+        x64, e64, z64 = xt.double(), eps.double(), z.double()
+
+        def mean(b, a, ab):
+            return (x64 - b / (1 - ab).sqrt() * e64) / a.sqrt()
+
+        b, a, ab = k["b"][t], k["a"][t], k["ab"][t]
+        bm, am, abm = k["b"][t - 1], k["a"][t - 1], k["ab"][t - 1]      # wraps at t = 0, as the mistake does
+        nz = 0.0 if t == 0 else 1.0
+        mu = mean(b, a, ab)
+        mistakes = {
+            f"at t = 0 (the last step) no noise is added: x_0 is the mean. Add σ_t·z only when t > 0; "
+            f"you added it at t = {t}.": mu + b.sqrt() * z64 if t == 0 else None,
+            "β_{t-1} was used where β_t belongs: index t is the step being undone (0-indexed: "
+            "diffusion.betas[t]).": mean(bm, am, abm) + nz * bm.sqrt() * z64,
+            "β_{t-1} was used where β_t belongs in the noise term σ_t = √β_t (index t, 0-indexed).":
+                mu + nz * bm.sqrt() * z64,
+            "β_{t-1} (index t - 1) was used where β_t belongs in the mean: 0-indexed, it is diffusion.betas[t].":
+                mean(bm, a, ab) + nz * b.sqrt() * z64,
+            "ᾱ_{t-1} (index t - 1) was used where ᾱ_t belongs: √(1 − ᾱ_t) is the noise level of x_t.":
+                mean(b, a, abm) + nz * b.sqrt() * z64,
+            "α_{t-1} (index t - 1) was used where α_t belongs.": mean(b, am, ab) + nz * b.sqrt() * z64,
+            "the noise is scaled by σ_t² = β_t, a variance; scale it by the standard deviation σ_t = √β_t.":
+                mu + nz * b * z64,
+            "no noise was added: for t > 0, x_{t-1} = μ_θ + σ_t·z with σ_t = √β_t.": mu if t > 0 else None,
+            "the variance used is β̃_t (the posterior's); this exercise asks for σ_t² = β_t.":
+                d.step(eps, xt, t, noise=z, variance="beta_tilde").sample.double() if t > 0 else None,
+            "the prefactor is 1/α_t; it is 1/√α_t.":
+                (x64 - b / (1 - ab).sqrt() * e64) / a + nz * b.sqrt() * z64,
+            "the noise coefficient is β_t / (1 − ᾱ_t); it is β_t / √(1 − ᾱ_t).":
+                (x64 - b / (1 - ab) * e64) / a.sqrt() + nz * b.sqrt() * z64,
+            "the mean uses √ᾱ_t where √α_t belongs (one step back, not all the way to x0).":
+                mean(b, ab, ab) + nz * b.sqrt() * z64,
+        }
+        _diagnose(r, out, ref, mistakes, rtol=1e-4, atol=1e-4, what=shown)
+    r.ok(f"p_sample_step at t = {ts} (T = {T}): matches GaussianDiffusion.step(…, variance='beta'), "
+         f"with no noise at t = 0")
+
+
+def check_sample_loop(fn: Callable, T: int = 20, shape=(3, 1, 6, 6), seed: int = 0) -> None:
+    """Check ``fn(model, diffusion, shape, generator=None, step=p_sample_step) -> x_0`` (Algorithm 2).
+
+    Graded with the package's reverse step (:func:`reference_p_sample_step`) so that a slip in the step
+    exercise does not cost this one too. The loop must visit t = T-1, …, 0 once each, draw x_T and each z
+    from ``generator`` (x_T first, then one z per step), and return x_0; the result is compared with
+    :meth:`GaussianDiffusion.p_sample_loop` (variance "beta") from the same seed.
+    """
+    r = _Report("sample_loop")
+    d = GaussianDiffusion(_linear_betas(T))
+    model = _TimeRecorder(T)
+    steps: list[int] = []
+
+    def step(eps, xt, t, diffusion, noise):
+        tt = int(t) if not isinstance(t, torch.Tensor) else int(t.reshape(-1)[0])
+        if not 0 <= tt <= T - 1:
+            raise ValueError(f"the step was called with t = {tt}; the loop runs over t = T-1, …, 0 "
+                             f"(0-indexed: T-1 = {T - 1} is the first step, 0 the last).")
+        steps.append(tt)
+        if noise is None or tuple(noise.shape) != tuple(shape):
+            raise ValueError(f"pass the step a noise z of shape {tuple(shape)}.")
+        return reference_p_sample_step(eps, xt, tt, diffusion, noise)
+
+    shown = f"sample_loop(model, diffusion (T={T}), shape={tuple(shape)}, generator, step)"
+    out = _as_tensor(r, _call(r, fn, model, d, tuple(shape), generator=_gen(seed), step=step), shown)
+    visited = steps
+    if not visited:
+        r.fail("the step function was never called: each iteration calls step(eps, x, t, diffusion, z).")
+    if visited[0] != T - 1:
+        r.fail(f"the loop starts at t = {visited[0]}; it starts at t = T-1 = {T - 1} (x_T is pure noise, and "
+               f"0-indexed T-1 is the paper's step T).")
+    if visited[-1] == 1:
+        r.fail("the loop stops at t = 1: the last step is t = 0 (the paper's step 1), which maps x_1 to x_0. "
+               "Loop over range(T - 1, -1, -1).")
+    if visited != list(range(T - 1, -1, -1)):
+        r.fail(f"the loop visited t = {visited[:5]}…{visited[-3:]} ({len(visited)} steps); it visits T-1, T-2, …, 0, "
+               f"once each ({T} steps).")
+    mt = [int(t[0]) for t in model.seen_t]
+    if mt != visited:
+        r.fail("the model must be called once per step with that step's t, as model(x, t) with t a (B,) "
+               "int64 tensor filled with the current step.")
+    _check_shape_dtype(r, out, shape, None, shown)
+    ref = d.p_sample_loop(_TimeRecorder(T), tuple(shape), generator=_gen(seed), variance="beta",
+                          clip_x0=False, progress=False)
+    if not _close(out, ref, 1e-4, 1e-4):
+        r.fail("the loop visits the right steps but x_0 differs from GaussianDiffusion.p_sample_loop from the "
+               "same seed: draw x_T = torch.randn(shape, generator=generator) first, then at every step "
+               "eps = model(x, t) and z = torch.randn(shape, generator=generator), x = step(eps, x, t, "
+               "diffusion, z); return x after the t = 0 step.")
+    r.ok(f"{shown}: visits t = {T - 1} … 0 and matches GaussianDiffusion.p_sample_loop (σ_t² = β_t) from the same seed")
+
+
+# ==============================================================================================
+# Lesson 07: the final assessment's pieces (schedule, CFG loss, conditional model, guided sampler)
+# ==============================================================================================
+def check_linear_schedule(fn: Callable, T: int = 10) -> None:
+    """Check ``fn(T) -> (betas, alphas_cumprod)``: :func:`check_linear_betas` on the first,
+    :func:`check_alphas_cumprod` on the second (both float64, shape (T,))."""
+    r = _Report("linear_schedule")
+    out = _call(r, fn, T)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        r.fail(f"linear_schedule({T}) should return a pair (betas, alphas_cumprod); got "
+               f"{type(out).__name__}{f' of length {len(out)}' if isinstance(out, (tuple, list)) else ''}.")
+    check_linear_betas(lambda T_: _call(r, fn, T_)[0], T)
+    check_alphas_cumprod(lambda betas: _call(r, fn, T)[1], T)
+
+
+class _LossProbe(torch.nn.Module):
+    """A stand-in ε-model that records every call: ε_θ(x_t, t, y) = 0.5·x_t + 0.001·t (one parameter)."""
+
+    def __init__(self, null_class: int = 10):
+        super().__init__()
+        self.null_class = null_class
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, object]] = []
+
+    def forward(self, x, t=None, y=None):
+        self.calls.append((x.detach().clone(), t if not isinstance(t, torch.Tensor) else t.detach().clone(),
+                           y if not isinstance(y, torch.Tensor) else y.detach().clone()))
+        tt = torch.as_tensor(t, dtype=torch.float32).reshape(-1, *([1] * (x.ndim - 1))) if t is not None else 0.0
+        return self.scale * x + 0.001 * tt
+
+
+def check_cfg_loss(fn: Callable, p: float = 0.1, T: int = 1000, batch: int = 256, calls: int = 20,
+                   seed: int = 0) -> None:
+    """Check ``fn(model, diffusion, x0, y, generator) -> scalar``: L_simple (Ho et al. 2020, eq. 14) with
+    classifier-free guidance's context mask (each label → ``model.null_class`` with probability ``p``).
+
+    A recording stand-in model sees the learner's x_t, t and labels; from x_t and x0 the check recovers
+    the noise ε the learner drew and compares the returned loss with mean((ε_θ − ε)²). Over
+    ``calls × batch`` labels the share replaced by the null class must be p within 4.5 binomial
+    standard deviations, and the kept labels must be the given ones.
+    """
+    r = _Report("cfg_loss")
+    d = GaussianDiffusion(_linear_betas(T))
+    model = _LossProbe(null_class=10)
+    y_all, dropped, kept_ok, ts = [], 0, True, []
+    shown = f"cfg_loss(model, diffusion (T={T}), x0 ({batch}, 1, 8, 8), y, generator)"
+    for i in range(calls):
+        x0 = _images((batch, 1, 8, 8), seed + 10 * i)
+        y = torch.randint(0, 10, (batch,), generator=_gen(seed + 10 * i + 1))
+        model.calls.clear()
+        g = _gen(seed + 10 * i + 2)
+        loss = _call(r, fn, model, d, x0.clone(), y.clone(), g)
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            r.fail(f"{shown} should return a scalar tensor (a 0-d loss); got "
+                   f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else ' of shape ' + str(tuple(loss.shape))}.")
+        if i == 0 and not loss.requires_grad:
+            r.fail("the loss carries no gradient: compute it from the model's output with torch operations "
+                   "(no .item(), no torch.no_grad()).")
+        if len(model.calls) != 1:
+            r.fail(f"{shown} called the model {len(model.calls)} times; L_simple needs exactly one call, "
+                   f"model(x_t, t, y_masked).")
+        xt, t, ym = model.calls[0]
+        if ym is None:
+            r.fail("the model was called without labels: pass the (context-masked) labels, model(x_t, t, y).")
+        if not isinstance(t, torch.Tensor) or t.shape != (batch,) or t.is_floating_point():
+            r.fail(f"t should be an int64 tensor of shape (B,) = ({batch},), one timestep per image; got "
+                   f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}.")
+        if int(t.min()) < 0 or int(t.max()) > T - 1:
+            r.fail(f"t must lie in [0, T-1] = [0, {T - 1}] (0-indexed); got values from {int(t.min())} to "
+                   f"{int(t.max())}. torch.randint(0, T, (B,)) draws them.")
+        ts.append(t)
+        ym = torch.as_tensor(ym)
+        if ym.shape != (batch,):
+            r.fail(f"the labels passed to the model should have shape ({batch},); got {tuple(ym.shape)}.")
+        is_null = ym == model.null_class
+        if bool((~is_null & (ym != y)).any()):
+            bad = ym[~is_null & (ym != y)]
+            if bool(((bad == 0) | (bad == -1)).all()):
+                r.fail("dropped labels became 0 or -1; the context mask replaces a label by the model's null "
+                       "class, model.null_class (label 0 is a real class, a T-shirt).")
+            r.fail("some labels the model received are neither the given label nor model.null_class: drop a "
+                   "label to model.null_class and keep the others exactly as given.")
+        dropped += int(is_null.sum())
+        # recover the noise from x_t and x0 and recompute the loss
+        a = d.alphas_cumprod[t.long()].double().reshape(-1, 1, 1, 1)
+        eps = (xt.double() - a.sqrt() * x0.double()) / (1 - a).sqrt()
+        if i == 0:
+            if abs(float(eps.std()) - 1) > 0.1 or abs(float(torch.corrcoef(torch.stack(
+                    [eps.flatten(), x0.double().flatten()]))[0, 1])) > 0.1:
+                r.fail("x_t is not √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ε ~ N(0, I) and ᾱ_t = "
+                       "diffusion.alphas_cumprod[t] (eq. 4): check q_sample's square roots and the index t.")
+            with torch.no_grad():
+                pred = model.scale.double() * xt.double() + 0.001 * t.double().reshape(-1, 1, 1, 1)
+            want = ((pred - eps) ** 2).mean()
+            got = float(loss.detach())
+            if not math.isclose(got, float(want), rel_tol=1e-3, abs_tol=1e-6):
+                alt = {"the mean squared error against x0; L_simple compares the prediction with the noise ε":
+                       ((pred - x0.double()) ** 2).mean(),
+                       "a sum over pixels; L_simple is the mean over the batch and the pixels (F.mse_loss)":
+                       ((pred - eps) ** 2).sum(),
+                       "the mean absolute error; L_simple is the mean squared error": (pred - eps).abs().mean()}
+                for msg, v in alt.items():
+                    if math.isclose(got, float(v), rel_tol=1e-3):
+                        r.fail(f"your loss is {msg}.")
+                r.fail(f"the loss {got:.6g} is not mean((ε_θ(x_t, t, y) − ε)²) = {float(want):.6g} for the noise "
+                       f"ε you used in x_t.")
+    n = calls * batch
+    sd = math.sqrt(n * p * (1 - p))
+    if abs(dropped - n * p) > 4.5 * sd:
+        hint = ""
+        if dropped == 0:
+            hint = " No label was dropped: apply the context mask (replace each label by model.null_class with probability p)."
+        elif abs(dropped - n * (1 - p)) <= 4.5 * sd:
+            hint = " You keep labels with probability p and drop the rest: drop where torch.rand(B) < p."
+        r.fail(f"{dropped} of {n} labels ({dropped / n:.1%}) became the null class; the context mask drops "
+               f"each label with probability p = {p} (expected {n * p:.0f} ± {4.5 * sd:.0f}).{hint}")
+    t_all = torch.cat(ts)
+    if int(t_all.min()) > T // 20 or int(t_all.max()) < T - 1 - T // 20:
+        r.fail(f"the timesteps drawn over {n} images span only [{int(t_all.min())}, {int(t_all.max())}]; draw "
+               f"t uniformly from all of {{0, …, {T - 1}}}: torch.randint(0, T, (B,)).")
+    g1, g2 = _gen(seed + 7), _gen(seed + 7)
+    x0, y = _images((8, 1, 8, 8), seed + 8), torch.randint(0, 10, (8,), generator=_gen(seed + 9))
+    l1, l2 = _call(r, fn, model, d, x0, y, g1), _call(r, fn, model, d, x0, y, g2)
+    if float(torch.as_tensor(l1).detach()) != float(torch.as_tensor(l2).detach()):
+        r.fail("two calls with identically seeded generators gave different losses: draw t, ε and the mask "
+               "with generator=generator (torch.randint(..., generator=generator), torch.randn(..., "
+               "generator=generator), torch.rand(..., generator=generator)).")
+    r.ok(f"{shown}: mean((ε_θ − ε)²) with x_t from eq. 4, t uniform in [0, {T - 1}], {dropped / n:.1%} of the "
+         f"labels → the null class (p = {p}), reproducible with the generator")
+
+
+def _conditional_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A copy whose all-zero parameters (zero-initialised output layers) get small seeded random values."""
+    import copy
+
+    m = copy.deepcopy(model).cpu().eval()
+    g = _gen(seed)
+    with torch.no_grad():
+        for prm in m.parameters():
+            if prm.is_floating_point() and not bool(prm.abs().sum()):
+                prm.copy_(0.05 * torch.randn(prm.shape, generator=g))
+    return m
+
+
+def check_conditional_model(model, max_parameters: int = 600_000, image_size: int = 16, num_classes: int = 10,
+                            seed: int = 0) -> None:
+    """Check the assessment's model: a course ``UNet`` with an int ``null_class`` (class-conditional), output
+    shape = input shape, outputs that change with the label, and at most ``max_parameters`` parameters.
+
+    Zero-initialised layers (the U-Net's ``conv_out``) make an untrained model output 0 for every label,
+    so the label test runs on a copy whose all-zero parameters get small random values.
+    """
+    from .models import UNetConfig, count_parameters
+
+    r = _Report("build_model")
+    if not isinstance(model, torch.nn.Module):
+        r.fail(f"build_model() should return a torch.nn.Module (a course_utils UNet); got {type(model).__name__}.")
+    null = getattr(model, "null_class", None)
+    if isinstance(null, bool) or not isinstance(null, int):
+        r.fail("the model is not class-conditional: it has no int null_class. Build "
+               "UNet(UNetConfig(channels=(32, 64), num_classes=10)); its null_class is 10 (the label ∅).")
+    if null < num_classes:
+        r.fail(f"null_class = {null} is one of the {num_classes} real classes; it must be a label of its own "
+               f"(num_classes={num_classes} gives null_class = {num_classes}).")
+    if not isinstance(getattr(model, "config", None), UNetConfig):
+        r.fail("the model has no UNetConfig `config`, so save_checkpoint cannot store it: build it from "
+               "course_utils.models.UNet(UNetConfig(...)).")
+    n = count_parameters(model)
+    if n > max_parameters:
+        r.fail(f"the model has {n:,} parameters, more than the budget of {max_parameters:,}: CPU training would "
+               f"not fit the assessment's 15 minutes. Use narrower channels, e.g. (32, 64).")
+    m = _conditional_copy(model, seed)
+    B = 4
+    x = torch.randn(B, 1, image_size, image_size, generator=_gen(seed + 1))
+    t = torch.tensor([0, 250, 500, 999])[:B]
+    with torch.no_grad():
+        out = _call(r, m, x, t, torch.arange(B))
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):
+            r.fail(f"model(x {_fmt_shape(x.shape)}, t, y) should return ε with the input's shape; got "
+                   f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}.")
+        other = _call(r, m, x, t, (torch.arange(B) + 5) % num_classes)
+        nulls = _call(r, m, x, t, torch.full((B,), null))
+    if torch.allclose(out, other) or torch.allclose(out, nulls):
+        r.fail("changing the label (or giving the null class) does not change the output: the model ignores y.")
+    r.ok(f"the model is class-conditional (null_class = {null}), maps {_fmt_shape(x.shape)} to "
+         f"{_fmt_shape(out.shape)}, its output depends on the label, {n:,} parameters ≤ {max_parameters:,}")
+
+
+def _reference_cfg_ddim(model, diffusion, labels, w, num_steps, generator, image_size, combine, null_label=None):
+    """DDIM (η = 0) with a custom guidance ``combine(eps_cond, eps_null, w)``, drawing x_T as the package does
+    (only to *name* a wrong answer; the right one is ``diffusion.ddim_sample_loop``)."""
+    null_label = model.null_class if null_label is None else null_label
+    B = labels.shape[0]
+    x = torch.randn((B, 1, image_size, image_size), generator=generator)
+    ts = diffusion.ddim_timesteps(num_steps)
+    with torch.no_grad():
+        for t_int, t_prev in zip(ts, ts[1:] + [-1]):
+            t = torch.full((B,), t_int, dtype=torch.long)
+            ec = model(x, t, labels)
+            en = model(x, t, torch.full_like(labels, null_label))
+            x = diffusion.ddim_step(combine(ec, en, w), x, t, torch.full((B,), t_prev, dtype=torch.long)).sample
+    return x
+
+
+def check_guided_sample(fn: Callable, w: float = 2.0, num_steps: int = 8, batch: int = 6, T: int = 100,
+                        seed: int = 0) -> None:
+    """Check ``fn(model, diffusion, labels, w, num_steps, generator)`` (16 px images) against the package's
+    ``diffusion.ddim_sample_loop(model, shape, num_steps=num_steps, y=labels, w=w, generator=…)`` — DDIM
+    (η = 0) with ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅) — on a small random conditional U-Net, same seed.
+    """
+    from .models import UNet, UNetConfig
+
+    r = _Report("guided_sample")
+    torch.manual_seed(seed)
+    model = _conditional_copy(UNet(UNetConfig(channels=(8, 16), num_classes=10)), seed)
+    d = GaussianDiffusion(_linear_betas(T))
+    labels = torch.randint(0, 10, (batch,), generator=_gen(seed + 1))
+    shown = f"guided_sample(model, diffusion (T={T}), labels {labels.tolist()}, w={w}, num_steps={num_steps}, generator)"
+    out = _as_tensor(r, _call(r, fn, model, d, labels.clone(), w, num_steps, _gen(seed + 2)), shown)
+    _check_shape_dtype(r, out, (batch, 1, 16, 16), None, shown)
+    ref = d.ddim_sample_loop(model, (batch, 1, 16, 16), num_steps=num_steps, y=labels, w=w,
+                             generator=_gen(seed + 2), progress=False)
+
+    def run(combine, null_label=None):
+        return _reference_cfg_ddim(model, d, labels, w, num_steps, _gen(seed + 2), 16, combine, null_label)
+
+    cfg = lambda c, u, w_: (1 + w_) * c - w_ * u                                  # noqa: E731
+
+    mistakes = {}
+    if not _close(out, ref, 1e-4, 1e-4):                 # name the mistake (runs only on a wrong answer)
+        mistakes.update({
+            "the sign of w is swapped: ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅) moves away from the unconditional "
+            "prediction, towards the class.": run(lambda c, u, w_: (1 - w_) * c + w_ * u),
+            "you mixed ε̂ = w·ε(x, y) + (1 − w)·ε(x, ∅); the guided prediction is (1 + w)·ε(x, y) − w·ε(x, ∅), "
+            "so that w = 0 is the plain conditional model.": run(lambda c, u, w_: w_ * c + (1 - w_) * u),
+            "no guidance: you used ε(x, y) alone; combine it with the null-class prediction, "
+            "(1 + w)·ε(x, y) − w·ε(x, ∅).": run(lambda c, u, w_: c),
+        })
+        if w != 0:
+            mistakes["the unconditional prediction used label 0 (a real class, T-shirt/top); ∅ is the model's null "
+                     "class: model(x, t, torch.full_like(labels, model.null_class))."] = run(cfg, null_label=0)
+    _diagnose(r, out, ref, mistakes, rtol=1e-4, atol=1e-4, what=shown)
+    r.ok(f"{shown}: matches diffusion.ddim_sample_loop(..., y=labels, w={w}) (DDIM, η = 0, "
+         f"ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅))")
+
+
+__all__ += ["check_linear_schedule", "check_cfg_loss", "check_conditional_model", "check_guided_sample"]
+
+
+# ==============================================================================================
+# Lesson 06: classifier-free guidance — the context mask, the guided ε, a guided sampler
+# ==============================================================================================
+from .diffusion import guided_eps as _guided_eps  # noqa: E402
+from .models import UNet as _UNet  # noqa: E402
+
+__all__ += ["check_drop_labels", "check_guided_eps", "check_guided_sampler", "tiny_conditional_unet"]
+
+
+def tiny_conditional_unet(num_classes: int = 10, seed: int = 0) -> "torch.nn.Module":
+    """A seeded, untrained class-conditional :class:`course_utils.models.UNet` (channels (8, 16)) for checks.
+
+    Its zero-initialised output conv is re-drawn so the predictions are not all zero, and the class
+    embedding (rows 0 … num_classes − 1 the classes, row num_classes the null class ∅) makes every label
+    give a different ε. The global random state is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _UNet(channels=(8, 16), num_classes=num_classes)
+        torch.nn.init.normal_(model.conv_out.weight, std=0.2)
+        torch.nn.init.normal_(model.conv_out.bias, std=0.1)
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run a tiny model on one CPU thread (thread start-up costs more than it saves on 8×8 images)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _drop_rate_tolerance(p: float, n: int) -> float:
+    """Five binomial standard deviations of a fraction of n draws (a false alarm about once in 3.5 million)."""
+    return 5.0 * math.sqrt(p * (1.0 - p) / n) + 1e-12
+
+
+def check_drop_labels(fn: Callable, p: float = 0.1, null_class: int = 10, batch: int = 20000,
+                      seed: int = 0) -> None:
+    """Check ``fn(y, p, null_class, generator)``: each label becomes ``null_class`` with probability p.
+
+    The labels are ``batch`` seeded classes in {0, …, null_class − 1}; the fraction dropped must be p within
+    five binomial standard deviations (p = 0 and p = 1 exactly), every other label unchanged, ``y`` not
+    changed in place, and the draws must come from ``generator`` (same seed, same mask; new seed, new mask).
+    :func:`course_utils.models.drop_labels` is the reference.
+    """
+    r = _Report("drop_labels")
+    y = torch.randint(0, null_class, (batch,), generator=_gen(seed))
+    y_in = y.clone()
+    shown = f"drop_labels(y with {batch} labels, p={p}, null_class={null_class}, generator)"
+    out = _as_tensor(r, _call(r, fn, y_in, p, null_class, _gen(seed + 1)), shown)
+    if not torch.equal(y_in, y):
+        r.fail("your function changed y in place; drop the labels of a copy (y.clone()) and return it.")
+    _check_shape_dtype(r, out, (batch,), None, shown)
+    if out.is_floating_point() or out.is_complex() or out.dtype == torch.bool:
+        r.fail(f"{shown} has dtype {out.dtype}; labels are integers: return an int64 tensor "
+               f"(torch.where(drop, null_class, y) keeps y's dtype).")
+    out = out.long()
+    changed = out != y
+    stray = changed & (out != null_class)
+    if bool(stray.any()):
+        vals = out[stray].unique().tolist()
+        if vals == [0]:
+            r.fail(f"dropped labels were set to 0, but 0 is a real class (T-shirt/top): the model would learn "
+                   f"that 'no label' means T-shirt. Use the null class ∅ = null_class (here {null_class}, "
+                   f"model.null_class), the extra row of the class embedding.")
+        if vals == [-1]:
+            r.fail(f"dropped labels were set to -1; the class embedding has no row -1 (nn.Embedding would "
+                   f"fail or wrap around). Use the null class ∅ = null_class (here {null_class}).")
+        r.fail(f"some labels were changed to {vals[:5]} instead of the null class {null_class}: a label is "
+               f"either kept as it is or replaced by null_class.")
+    n_drop = int((out == null_class).sum())
+    rate = n_drop / batch
+    tol = _drop_rate_tolerance(p, batch)
+    if abs(rate - p) > tol:
+        if 0 < p < 1 and abs(rate - (1 - p)) <= _drop_rate_tolerance(1 - p, batch):
+            r.fail(f"{rate:.3f} of the labels were dropped, about 1 − p = {1 - p:g}: you keep a label with "
+                   f"probability p and drop it otherwise. Drop it when its uniform draw is below p: "
+                   f"torch.rand(B, generator=generator) < p.")
+        if n_drop == 0:
+            r.fail(f"no label was dropped with p = {p}; each label should become {null_class} with "
+                   f"probability p.")
+        if n_drop == batch:
+            r.fail(f"every label was dropped with p = {p}; each label should be dropped with probability p, "
+                   f"independently of the others.")
+        r.fail(f"{rate:.4f} of the labels were dropped; with p = {p} expect {p:g} ± {tol:.4f} (5 binomial "
+               f"standard deviations for {batch} labels). Draw one uniform number per label and drop it "
+               f"when the number is below p.")
+    again = _call(r, fn, y.clone(), p, null_class, _gen(seed + 1))
+    if not isinstance(again, torch.Tensor) or not torch.equal(again.long(), out):
+        r.fail("two calls with generators seeded alike gave different masks: draw the random numbers with "
+               "the generator argument (torch.rand(..., generator=generator)).")
+    if 0 < p < 1:
+        other = _call(r, fn, y.clone(), p, null_class, _gen(seed + 2))
+        if isinstance(other, torch.Tensor) and torch.equal(other.long(), out):
+            r.fail("a differently seeded generator gave exactly the same mask: the mask must be random, "
+                   "drawn with the generator argument, not fixed.")
+    r.ok(f"{shown}: {n_drop} labels ({rate:.3f}) became ∅ = {null_class} (expected p = {p:g} ± {tol:.3f}), "
+         f"the others unchanged, reproducible with the generator")
+
+
+@_one_thread()
+def check_guided_eps(fn: Callable, w: float = 2.0, num_classes: int = 10, batch: int = 4, size: int = 8,
+                     seed: int = 0) -> None:
+    """Check ``fn(model, x, t, y, w)`` = (1 + w)·ε(x, y) − w·ε(x, ∅) (Ho & Salimans 2021, eq. 6).
+
+    The model is :func:`tiny_conditional_unet` with ``num_classes`` classes (∅ = ``model.null_class``);
+    :func:`course_utils.diffusion.guided_eps` is the reference. Also checks that w = 0 gives the conditional
+    prediction ε(x, y) and w = −1 the unconditional one ε(x, ∅).
+    """
+    r = _Report("guided_eps")
+    model = tiny_conditional_unet(num_classes, seed)
+    null = model.null_class
+    x = torch.randn(batch, 1, size, size, generator=_gen(seed + 1))
+    t = torch.randint(0, 1000, (batch,), generator=_gen(seed + 2))
+    y = torch.randint(0, num_classes, (batch,), generator=_gen(seed + 3))
+    if num_classes > 1:
+        y[0] = 0
+        y[-1] = num_classes - 1
+    with torch.no_grad():
+        eps_c = model(x, t, y)
+        eps_u = model(x, t, torch.full_like(y, null))
+        eps_0 = model(x, t, torch.zeros_like(y))
+    shown_w = {}
+
+    def run(w_):
+        shown = f"guided_eps(model, x {_fmt_shape(x.shape)}, t, y, w={w_:g})"
+        shown_w[w_] = shown
+        args = (model, x.clone(), t.clone(), y.clone(), w_)
+        with torch.no_grad():
+            out = _as_tensor(r, _call(r, fn, *args), shown)
+        if not (torch.equal(args[1], x) and torch.equal(args[2], t) and torch.equal(args[3], y)):
+            r.fail("your function changed x, t or y in place; build new tensors instead.")
+        _check_shape_dtype(r, out, x.shape, None, shown)
+        return out.detach()
+
+    mistakes_at = lambda w_: {                                                     # noqa: E731
+        f"w = {w_:g} gave w·ε(x, y) + (1 − w)·ε(x, ∅): that mixes the two with weights w and 1 − w, so w = 0 "
+        f"would be the unconditional model. Ho & Salimans' eq. 6 is ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅): w = 0 "
+        f"is the plain conditional prediction.": w_ * eps_c + (1 - w_) * eps_u,
+        "the sign of w is swapped: (1 − w)·ε(x, y) + w·ε(x, ∅) pushes the sample *towards* the unconditional "
+        "prediction. Use ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅).": (1 - w_) * eps_c + w_ * eps_u,
+        "the conditional and unconditional predictions are swapped: ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅), the "
+        "label y in the first term and the null class ∅ in the second.": (1 + w_) * eps_u - w_ * eps_c,
+        f"the unconditional prediction used label 0 (T-shirt/top, a real class) or a zero vector: 'no label' "
+        f"is the null class ∅ = model.null_class (here {null}), the learned extra row of the class "
+        f"embedding: model(x, t, torch.full_like(y, model.null_class)).": (1 + w_) * eps_c - w_ * eps_0,
+        "this is the conditional prediction ε(x, y) alone: the guidance term −w·(ε(x, ∅) − ε(x, y)) is "
+        "missing.": eps_c,
+        "this is the unconditional prediction ε(x, ∅) alone: the label is never used.": eps_u,
+    }
+    out = run(float(w))
+    with torch.no_grad():
+        ref = _guided_eps(model, x, t, y, float(w))
+    _diagnose(r, out, ref, mistakes_at(float(w)) if w not in (0, -1) else {}, rtol=1e-4, atol=1e-5,
+              what=shown_w[float(w)])
+    out0 = run(0.0)
+    _diagnose(r, out0, eps_c, {"with w = 0 the guided prediction must be the conditional one, ε(x, y); yours "
+                               "is the unconditional ε(x, ∅). Check the weights: (1 + w) on ε(x, y), −w on "
+                               "ε(x, ∅).": eps_u}, rtol=1e-4, atol=1e-5, what=shown_w[0.0])
+    out_m1 = run(-1.0)
+    _diagnose(r, out_m1, eps_u, {"with w = −1 the guided prediction must be the unconditional one, ε(x, ∅); "
+                                 "yours is ε(x, y). Check the weights: (1 + w) on ε(x, y), −w on ε(x, ∅).": eps_c},
+              rtol=1e-4, atol=1e-5, what=shown_w[-1.0])
+    r.ok(f"{shown_w[float(w)]}: (1 + w)·ε(x, y) − w·ε(x, ∅) with ∅ = model.null_class = {null}; "
+         f"w = 0 gives ε(x, y) and w = −1 gives ε(x, ∅); matches course_utils.diffusion.guided_eps")
+
+
+@_one_thread()
+def check_guided_sampler(fn: Callable, w: float = 2.0, y=3, num_steps: int = 10, T: int = 100,
+                         num_classes: int = 10, batch: int = 3, size: int = 8, seed: int = 0) -> None:
+    """Check ``fn(model, diffusion, x_T, y, w, num_steps)`` → x_0 against the package's guided DDIM (η = 0).
+
+    ``y`` is an int (one class for the whole batch, passed on as a (B,) int64 tensor) or a (B,) tensor. The
+    reference is ``diffusion.ddim_sample_loop(model, x_T=x_T, num_steps=num_steps, y=y, w=w)`` on
+    :func:`tiny_conditional_unet` with a linear schedule of T steps.
+    """
+    from .schedules import linear_betas
+
+    r = _Report("guided sampler")
+    model = tiny_conditional_unet(num_classes, seed)
+    diffusion = GaussianDiffusion(linear_betas(T))
+    x_T = torch.randn(batch, 1, size, size, generator=_gen(seed + 1))
+    y = torch.full((batch,), y, dtype=torch.long) if isinstance(y, int) else torch.as_tensor(y).long()
+    label = f"y={y.tolist()}" if y.unique().numel() > 1 else f"y={int(y[0])} for all {batch}"
+    shown = f"sampler(model, diffusion (T={T}), x_T {_fmt_shape(x_T.shape)}, {label}, w={w:g}, num_steps={num_steps})"
+    args = (model, diffusion, x_T.clone(), y.clone(), w, num_steps)
+    with torch.no_grad():
+        out = _as_tensor(r, _call(r, fn, *args), shown)
+    if not (torch.equal(args[2], x_T) and torch.equal(args[3], y)):
+        r.fail("your sampler changed x_T or y in place; start with x = x_T.clone().")
+    _check_shape_dtype(r, out, x_T.shape, None, shown)
+    out = out.detach()
+
+    def ddim(**kw):
+        return diffusion.ddim_sample_loop(model, x_T=x_T, progress=False, **{"num_steps": num_steps, "y": y,
+                                                                             "w": w, **kw})
+
+    ref = ddim()
+    steps = list(diffusion.ddim_sample_loop_progressive(model, x_T=x_T, num_steps=num_steps, y=y, w=w,
+                                                        progress=False))
+    mistakes = {
+        "your samples are the unguided ones (w = 0): pass w on to guided_eps at every step.": ddim(w=0.0),
+        "your samples ignore the label: they match the unconditional sampler (y = ∅). Pass y on to "
+        "guided_eps at every step.": ddim(y=None, w=0.0),
+        "you stopped one step early: the last DDIM step goes from t = 0 to the clean sample (t_prev = −1, "
+        "where ᾱ = 1).": steps[-2].sample if len(steps) > 1 else None,
+        f"your loop took every step of the schedule (T = {T}) instead of the {num_steps} steps of "
+        f"diffusion.ddim_timesteps(num_steps).": ddim(num_steps=T) if num_steps != T else None,
+        "your samples match the guided sampler with w of the opposite sign: check guided_eps's weights.":
+            ddim(w=-w) if w != 0 else None,
+    }
+    again = _call(r, fn, model, diffusion, x_T.clone(), y.clone(), w, num_steps)
+    if isinstance(again, torch.Tensor) and not torch.allclose(again.detach(), out, atol=1e-5):
+        r.fail("two calls with the same x_T gave different samples: start from x = x_T and use DDIM with η = 0 "
+               "(diffusion.ddim_step(eps, x, t, t_prev), which adds no noise).")
+    _diagnose(r, out, ref, mistakes, rtol=1e-3, atol=1e-4, what=shown)
+    r.ok(f"{shown}: matches diffusion.ddim_sample_loop(model, x_T=x_T, num_steps={num_steps}, y=y, w={w:g}) "
+         f"after {len(steps)} DDIM steps")

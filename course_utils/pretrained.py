@@ -204,6 +204,8 @@ def _build_from_notebook(r: Recipe, directory, evaluate_after: bool, steps: int 
 
     from .train import load_checkpoint
 
+    if steps:
+        raise ValueError(f"--steps does not apply to {r.name!r}: its notebook {r.notebook} sets its own steps.")
     repo = Path(__file__).resolve().parents[1]
     nb_path = repo / r.notebook
     if not nb_path.exists():
@@ -213,25 +215,27 @@ def _build_from_notebook(r: Recipe, directory, evaluate_after: bool, steps: int 
     produced.unlink(missing_ok=True)
     env_before = dict(os.environ)
     os.environ["COURSE_MODE"] = "full"
-    if steps:
-        os.environ["COURSE_TRAIN_STEPS"] = str(steps)
+    os.environ["COURSE_ASSESSMENT_COMMAND"] = f"{BUILD_COMMAND} {r.name}"
     t0 = time.perf_counter()
     try:
         nb = nbformat.read(nb_path, as_version=4)
-        ExecutePreprocessor(timeout=None, kernel_name="python3").preprocess(
+        ExecutePreprocessor(timeout=None, kernel_name="python3", allow_errors=True).preprocess(
             nb, {"metadata": {"path": str(nb_path.parent)}})
     finally:
         os.environ.clear()
         os.environ.update(env_before)
     notebook_wall = time.perf_counter() - t0
+    errors = [f"cell {i}: {o.get('ename')}: {str(o.get('evalue'))[:200]}" for i, c in enumerate(nb.cells)
+              if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if not produced.exists():
         raise RuntimeError(f"{nb_path} ran in full mode but wrote no {produced.name}.")
     model, diffusion, nb_meta = load_checkpoint(produced)
     meta = {
         **nb_meta, "name": r.name, "lessons": list(r.lessons), "description": r.description,
-        "command": f"{BUILD_COMMAND} {r.name}" + (f" --steps {steps}" if steps else ""),
+        "command": f"{BUILD_COMMAND} {r.name}",
         "made_by": f"{r.notebook} executed with COURSE_MODE=full",
         "notebook_wall_time_s": round(notebook_wall, 1), "image_size": r.image_size,
+        "notebook_errors": errors,
         "machine": f"{platform.machine()} {os.cpu_count()} logical cpus", "torch": torch.__version__,
         "python": platform.python_version(), "git_commit": _git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

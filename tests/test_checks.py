@@ -643,3 +643,334 @@ def test_unet_blocks_classic_mistakes(capsys):
     fails(capsys, checks.check_count_parameters, lambda m: len(list(m.parameters())), match="parameter tensors")
     fails(capsys, checks.check_count_parameters, lambda m: sum(p.numel() for p in m.parameters()),
           match="frozen")
+
+
+# ------------------------------------------------------------------ lesson 04: Algorithms 1 and 2
+_L04 = '''
+import torch
+import torch.nn.functional as F
+
+
+def loss_simple(model, diffusion, x0, y=None, generator=None):
+    t = torch.randint(0, diffusion.num_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    xt = diffusion.q_sample(x0, t, noise=eps)
+    eps_pred = model(xt, t) if y is None else model(xt, t, y)
+    return F.mse_loss(eps_pred, eps)
+
+
+def train_step(model, diffusion, optimizer, x0, loss_fn, generator=None):
+    optimizer.zero_grad()
+    loss = loss_fn(model, diffusion, x0, generator=generator)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def p_sample_step(eps, xt, t, diffusion, noise):
+    beta_t, alpha_t, alpha_bar_t = diffusion.betas[t], diffusion.alphas[t], diffusion.alphas_cumprod[t]
+    mean = (xt - beta_t / torch.sqrt(1 - alpha_bar_t) * eps) / torch.sqrt(alpha_t)
+    if t == 0:
+        return mean
+    return mean + torch.sqrt(beta_t) * noise
+
+
+@torch.no_grad()
+def sample_loop(model, diffusion, shape, generator=None, step=p_sample_step):
+    x = torch.randn(shape, generator=generator)
+    for t in range(diffusion.num_timesteps - 1, -1, -1):
+        eps = model(x, torch.full((shape[0],), t, dtype=torch.long))
+        z = torch.randn(shape, generator=generator)
+        x = step(eps, x, t, diffusion, z)
+    return x
+'''
+
+
+def _l04(old=None, new=None):
+    src = _L04
+    if old is not None:
+        assert old in src, old
+        src = src.replace(old, new)
+    ns: dict = {}
+    exec(src, ns)                                   # noqa: S102
+    return ns
+
+
+def test_lesson04_checks_pass_the_right_answers(capsys):
+    ns = _l04()
+    run(checks.check_loss_simple, ns["loss_simple"])
+    run(checks.check_loss_simple, ns["loss_simple"], T=1000, probe_calls=40, probe_batch=512)
+    run(checks.check_train_step, ns["train_step"])
+    run(checks.check_p_sample_step, ns["p_sample_step"])
+    run(checks.check_p_sample_step, ns["p_sample_step"], T=10, shape=(2, 3, 4, 4), seed=5)
+    run(checks.check_sample_loop, ns["sample_loop"])
+    run(checks.check_p_sample_step, checks.reference_p_sample_step)
+    run(checks.check_loss_simple, checks.reference_loss_simple)
+    out = capsys.readouterr()
+    assert out.err == "" and "✗" not in out.out and out.out.count("✓") == 8
+
+
+@pytest.mark.parametrize("check, name, old, new, match", [
+    ("check_loss_simple", "loss_simple", "torch.randint(0,", "torch.randint(1,", "never was 0"),
+    ("check_loss_simple", "loss_simple", "(0, diffusion.num_timesteps,", "(0, diffusion.num_timesteps - 1,",
+     "never was T-1"),
+    ("check_loss_simple", "loss_simple", "F.mse_loss(eps_pred, eps)", "F.mse_loss(eps_pred, x0)", "with x0"),
+    ("check_loss_simple", "loss_simple", "F.mse_loss(eps_pred, eps)", "((eps_pred - eps) ** 2).sum()", "a sum"),
+    ("check_loss_simple", "loss_simple", "F.mse_loss(eps_pred, eps)", "F.mse_loss(eps_pred, eps).detach()",
+     "gradients"),
+    ("check_loss_simple", "loss_simple", "(x0.shape[0],), generator=generator,", "(x0.shape[0],),",
+     "seeded alike"),
+    ("check_loss_simple", "loss_simple", "(0, diffusion.num_timesteps, (x0.shape[0],)",
+     "(0, diffusion.num_timesteps, (x0.shape[0],)) ** 0 * torch.randint(0, diffusion.num_timesteps, (1,)",
+     "one t per image"),
+    ("check_train_step", "train_step", "optimizer.zero_grad()", "pass", "zero_grad"),
+    ("check_train_step", "train_step", "optimizer.step()\n", "pass\n", "did not change"),
+    ("check_train_step", "train_step", "return loss.item()", "return loss", "Python float"),
+    ("check_p_sample_step", "p_sample_step", "diffusion.betas[t]", "diffusion.betas[t - 1]", "β_{t-1}"),
+    ("check_p_sample_step", "p_sample_step", "diffusion.alphas_cumprod[t]", "diffusion.alphas_cumprod[t - 1]",
+     "ᾱ_{t-1}"),
+    ("check_p_sample_step", "p_sample_step", "if t == 0:", "if False:", "no noise is added"),
+    ("check_p_sample_step", "p_sample_step", "torch.sqrt(beta_t) * noise", "beta_t * noise", "a variance"),
+    ("check_p_sample_step", "p_sample_step", "torch.sqrt(beta_t) * noise",
+     "torch.sqrt(diffusion.posterior_variance[t]) * noise", "β̃_t"),
+    ("check_sample_loop", "sample_loop", "range(diffusion.num_timesteps - 1, -1, -1)",
+     "range(diffusion.num_timesteps - 1, 0, -1)", "stops at t = 1"),
+    ("check_sample_loop", "sample_loop", "range(diffusion.num_timesteps - 1, -1, -1)",
+     "range(diffusion.num_timesteps, -1, -1)", "t = 20"),
+    ("check_sample_loop", "sample_loop", "z = torch.randn(shape, generator=generator)", "z = torch.randn(shape)",
+     "same seed"),
+])
+def test_lesson04_checks_name_the_classic_mistakes(capsys, check, name, old, new, match):
+    fails(capsys, getattr(checks, check), _l04(old, new)[name], match=match)
+
+
+# ---------------------------------------------------------------- lesson 07: the assessment's pieces
+def _l07_schedule(T):
+    betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+    return betas, torch.cumprod(1 - betas, 0)
+
+
+def _l07_q_sample(x0, t, eps, a):
+    a = a.to(x0.dtype)[t].reshape(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def _l07_loss(p=0.1, null=None, target="eps", use_gen=True, keep=False):
+    def cfg_loss(model, diffusion, x0, y, generator=None):
+        g = generator if use_gen else None
+        B = x0.shape[0]
+        t = torch.randint(0, diffusion.num_timesteps, (B,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        u = torch.rand(B, generator=g)
+        drop = (u >= p) if keep else (u < p)
+        y = torch.where(drop, torch.full_like(y, model.null_class if null is None else null), y)
+        xt = _l07_q_sample(x0, t, eps, diffusion.alphas_cumprod)
+        return torch.nn.functional.mse_loss(model(xt, t, y), eps if target == "eps" else x0)
+    return cfg_loss
+
+
+def _l07_sampler(combine=lambda c, u, w: (1 + w) * c - w * u, null_label=None):
+    @torch.no_grad()
+    def guided_sample(model, diffusion, labels, w=2.0, num_steps=25, generator=None, image_size=16):
+        B = labels.shape[0]
+        x = torch.randn((B, 1, image_size, image_size), generator=generator)
+        null = torch.full_like(labels, model.null_class if null_label is None else null_label)
+        ts = diffusion.ddim_timesteps(num_steps)
+        for a, b in zip(ts, ts[1:] + [-1]):
+            t, tp = torch.full((B,), a), torch.full((B,), b)
+            x = diffusion.ddim_step(combine(model(x, t, labels), model(x, t, null), w), x, t, tp).sample
+        return x
+    return guided_sample
+
+
+def test_lesson07_checks_pass_the_right_answers(capsys):
+    from course_utils.models import UNet, UNetConfig
+
+    checks.check_linear_schedule(_l07_schedule)
+    checks.check_cfg_loss(_l07_loss())
+    checks.check_conditional_model(UNet(UNetConfig(channels=(32, 64), num_classes=10)))
+    checks.check_guided_sample(_l07_sampler())
+    checks.check_guided_sample(_l07_sampler(), w=0.0, seed=1, num_steps=4)
+    out = capsys.readouterr()
+    assert out.err == "" and "✗" not in out.out and out.out.count("✓") == 6
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda T: _l07_schedule(T)[0], "pair"),
+    (lambda T: tuple(v.float() for v in _l07_schedule(T)), "float64"),
+    (lambda T: (_l07_schedule(T)[0], torch.cumsum(1 - _l07_schedule(T)[0], 0)), "cumprod"),
+])
+def test_lesson07_linear_schedule_mistakes(capsys, fn, match):
+    fails(capsys, checks.check_linear_schedule, fn, match=match)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (_l07_loss(p=0.0), "No label was dropped"),
+    (_l07_loss(p=0.2), "became the null class"),
+    (_l07_loss(keep=True), "keep labels with probability p"),
+    (_l07_loss(null=0), "0 or -1"),
+    (_l07_loss(target="x0"), "against x0"),
+    (_l07_loss(use_gen=False), "generator"),
+])
+def test_lesson07_cfg_loss_mistakes(capsys, fn, match):
+    fails(capsys, checks.check_cfg_loss, fn, match=match)
+
+
+def test_lesson07_conditional_model_mistakes(capsys):
+    from course_utils.models import UNet, UNetConfig
+
+    class IgnoresLabel(UNet):
+        def forward(self, x, t=None, y=None):
+            return super().forward(x, t, None)
+
+    fails(capsys, checks.check_conditional_model, UNet(UNetConfig(channels=(32, 64))), match="not class-conditional")
+    fails(capsys, checks.check_conditional_model, IgnoresLabel(UNetConfig(channels=(32, 64), num_classes=10)),
+          match="ignores y")
+    fails(capsys, checks.check_conditional_model, UNet(UNetConfig(channels=(64, 128), num_classes=10)),
+          match="budget")
+
+
+@pytest.mark.parametrize("fn, match", [
+    (_l07_sampler(lambda c, u, w: (1 - w) * c + w * u), "sign of w"),
+    (_l07_sampler(lambda c, u, w: w * c + (1 - w) * u), "w = 0 is the plain"),
+    (_l07_sampler(lambda c, u, w: c), "no guidance"),
+    (_l07_sampler(null_label=0), "label 0"),
+])
+def test_lesson07_guided_sample_mistakes(capsys, fn, match):
+    fails(capsys, checks.check_guided_sample, fn, num_steps=4, match=match)
+
+
+# ------------------------------------------------------------------ lesson 06: classifier-free guidance
+from course_utils.diffusion import guided_eps as _l06_guided_eps  # noqa: E402
+from course_utils.models import drop_labels as _l06_drop_labels  # noqa: E402
+
+
+def _l06_drop(mode="right"):
+    def fn(y, p, null_class, generator=None):
+        u = torch.rand(y.shape, generator=generator)
+        drop = {"right": u < p, "keep_p": u >= p, "all": torch.ones_like(u, dtype=torch.bool)}[mode] \
+            if mode in ("right", "keep_p", "all") else u < p
+        fill = {"zero": 0, "minus_one": -1}.get(mode, null_class)
+        if mode == "in_place":
+            return y.masked_fill_(drop, null_class)
+        if mode == "global_rng":
+            drop = torch.rand(y.shape) < p
+        if mode == "fixed":
+            drop = torch.arange(len(y)) % 10 == 0
+        if mode == "half_rate":
+            drop = u < p / 2
+        return torch.where(drop, torch.full_like(y, fill), y)
+    return fn
+
+
+def test_lesson06_drop_labels_right(capsys):
+    run(checks.check_drop_labels, _l06_drop_labels)
+    run(checks.check_drop_labels, _l06_drop(), p=0.3, null_class=7, seed=5)
+    run(checks.check_drop_labels, _l06_drop(), p=0.0)
+    run(checks.check_drop_labels, _l06_drop(), p=1.0)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.count("✓") == 4 and "✗" not in out.out
+
+
+@pytest.mark.parametrize("mode, kwargs, match", [
+    ("keep_p", {}, "keep a label with probability p"),
+    ("zero", {}, "set to 0"),
+    ("minus_one", {}, "set to -1"),
+    ("all", {}, "every label was dropped"),
+    ("half_rate", {"p": 0.2}, "expect 0.2 ±"),
+    ("in_place", {}, "in place"),
+    ("global_rng", {}, "generator"),
+    ("fixed", {}, "must be random"),
+])
+def test_lesson06_drop_labels_mistakes(capsys, mode, kwargs, match):
+    fails(capsys, checks.check_drop_labels, _l06_drop(mode), match=match, **kwargs)
+
+
+def test_lesson06_drop_rate_tolerance_is_binomial():
+    # 5 standard deviations of a fraction of 20000 draws at p = 0.1: 5 * sqrt(0.09 / 20000) ≈ 0.0106
+    assert checks._drop_rate_tolerance(0.1, 20000) == pytest.approx(0.0106066, rel=1e-4)
+    assert checks._drop_rate_tolerance(0.0, 100) < 1e-9
+
+
+def _l06_guided(mistake=None):
+    def fn(model, x, t, y, w):
+        null = torch.full_like(y, model.null_class)
+        e_c, e_u = model(x, t, y), model(x, t, null)
+        if mistake == "mix":
+            return w * e_c + (1 - w) * e_u
+        if mistake == "sign":
+            return (1 - w) * e_c + w * e_u
+        if mistake == "label0":
+            return (1 + w) * e_c - w * model(x, t, torch.zeros_like(y))
+        if mistake == "swapped":
+            return (1 + w) * e_u - w * e_c
+        if mistake == "cond_only":
+            return e_c
+        if mistake == "hard_coded_null":
+            return (1 + w) * e_c - w * model(x, t, torch.full_like(y, 10))
+        if mistake == "none_null":                          # model(x, t) means ∅ for the package's UNet: fine
+            return (1 + w) * e_c - w * model(x, t)
+        return e_u + (1 + w) * (e_c - e_u)                   # the same formula, rearranged
+    return fn
+
+
+def test_lesson06_guided_eps_right(capsys):
+    run(checks.check_guided_eps, _l06_guided_eps)
+    run(checks.check_guided_eps, _l06_guided(), w=0.5, num_classes=7, batch=6, seed=2)
+    run(checks.check_guided_eps, _l06_guided("none_null"), w=3.0)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.count("✓") == 3 and "✗" not in out.out
+
+
+@pytest.mark.parametrize("mistake, kwargs, match", [
+    ("mix", {}, "w = 0\nwould be|w = 0 would be"),
+    ("sign", {}, "sign of w is swapped"),
+    ("label0", {}, "label 0"),
+    ("swapped", {}, "swapped"),
+    ("cond_only", {}, "conditional prediction ε\\(x, y\\) alone"),
+    ("hard_coded_null", {"num_classes": 7}, "raised ValueError"),
+    ("hard_coded_null", {"num_classes": 12}, "does not match"),
+])
+def test_lesson06_guided_eps_mistakes(capsys, mistake, kwargs, match):
+    fails(capsys, checks.check_guided_eps, _l06_guided(mistake), match=match, **kwargs)
+
+
+def test_lesson06_tiny_model_depends_on_the_label_and_keeps_the_global_rng():
+    state = torch.random.get_rng_state()
+    model = checks.tiny_conditional_unet(10, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 500])
+    with torch.no_grad():
+        e = [model(x, t, torch.full((2,), k)) for k in (0, 1, model.null_class)]
+    assert e[0].abs().mean() > 0.01
+    assert not torch.allclose(e[0], e[1]) and not torch.allclose(e[0], e[2])
+
+
+def _l06_sampler(mistake=None):
+    def fn(model, diffusion, x_T, y, w, num_steps):
+        ts = diffusion.ddim_timesteps(num_steps if mistake != "all_steps" else diffusion.num_timesteps)
+        pairs = list(zip(ts, ts[1:] + [-1]))
+        if mistake == "early":
+            pairs = pairs[:-1]
+        x = x_T.clone() if mistake != "fresh_noise" else torch.randn_like(x_T)
+        for t_int, t_prev in pairs:
+            t = torch.full((x.shape[0],), t_int, dtype=torch.long)
+            eps = _l06_guided_eps(model, x, t, y, 0.0 if mistake == "unguided" else w)
+            x = diffusion.ddim_step(eps, x, t, t_prev).sample
+        return x
+    return fn
+
+
+def test_lesson06_guided_sampler_right(capsys):
+    run(checks.check_guided_sampler, _l06_sampler())
+    run(checks.check_guided_sampler, _l06_sampler(), w=0.0, y=torch.tensor([0, 4, 9]), num_steps=5)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.count("✓") == 2 and "✗" not in out.out
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ("unguided", "unguided"), ("early", "one step early"), ("all_steps", "every step"),
+    ("fresh_noise", "same x_T"),
+])
+def test_lesson06_guided_sampler_mistakes(capsys, mistake, match):
+    fails(capsys, checks.check_guided_sampler, _l06_sampler(mistake), match=match)

@@ -91,3 +91,86 @@ def test_cli_module_entry_point(tmp_path):
 def test_not_a_notebook():
     with pytest.raises(ValueError, match="not a Jupyter notebook"):
         graded_cells({"foo": 1})
+
+
+# ---------------------------------------------------------------- lesson 07: assess_class_agreement
+@pytest.fixture(scope="module")
+def _tiny_cfg_model():
+    import torch
+
+    from course_utils.diffusion import GaussianDiffusion
+    from course_utils.models import UNet, UNetConfig
+    from course_utils.schedules import linear_betas
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(channels=(8, 16), num_classes=10)).eval()
+    torch.nn.init.normal_(model.conv_out.weight, std=0.05)        # not the all-zero untrained output
+    return model, GaussianDiffusion(linear_betas(50))
+
+
+@pytest.fixture(scope="module")
+def _test_images():
+    from conftest import require_data
+
+    require_data()
+    from course_utils.data import load_fashion_mnist
+
+    return load_fashion_mnist(train=False, image_size=16, limit=2000)
+
+
+def _real_sampler(data, respect_labels: bool):
+    """A stand-in sampler returning real test images: of the requested class, or in data-set order."""
+    import torch
+
+    def sampler(model, diffusion, labels, w, num_steps, generator):
+        if not respect_labels:
+            return data.images[:labels.shape[0]].clone()
+        pools = {c: data.images[data.labels == c] for c in range(10)}
+        seen = torch.zeros(10, dtype=torch.long)
+        out = []
+        for c in labels.tolist():
+            out.append(pools[c][seen[c]])
+            seen[c] += 1
+        return torch.stack(out)
+    return sampler
+
+
+def test_assessment_is_deterministic_for_a_seed(_tiny_cfg_model):
+    from course_utils.grading import assess_class_agreement
+
+    model, diffusion = _tiny_cfg_model
+    a = assess_class_agreement(model, diffusion, per_class=3, num_steps=3, seed=5, threshold=0.5)
+    b = assess_class_agreement(model, diffusion, per_class=3, num_steps=3, seed=5, threshold=0.5)
+    assert (a.agreement, a.per_class, a.passed) == (b.agreement, b.per_class, b.passed)
+    assert a.samples == 30 and set(a.per_class) == set(range(10)) and a.seconds > 0
+    assert "pass mark 50%" in a.table()
+
+
+def test_assessment_passes_images_of_the_requested_class_and_fails_a_label_ignoring_sampler(
+        _tiny_cfg_model, _test_images):
+    from course_utils.grading import assess_class_agreement
+
+    model, diffusion = _tiny_cfg_model
+    good = assess_class_agreement(model, diffusion, _real_sampler(_test_images, True), per_class=20)
+    bad = assess_class_agreement(model, diffusion, _real_sampler(_test_images, False), per_class=20)
+    assert good.passed and good.agreement >= 0.9
+    assert not bad.passed and bad.agreement < 0.3
+    assert "NOT PASSED" in bad.table() and "PASSED" in good.table()
+
+
+def test_assessment_rejects_an_unconditional_model_and_bad_arguments(_tiny_cfg_model):
+    import torch
+
+    from course_utils.grading import assess_class_agreement
+    from course_utils.models import UNet, UNetConfig
+
+    model, diffusion = _tiny_cfg_model
+    with pytest.raises(ValueError, match="unconditional"):
+        assess_class_agreement(UNet(UNetConfig(channels=(8, 16))), diffusion, per_class=1, num_steps=1)
+    for kwargs, match in [({"per_class": 0}, "per_class"), ({"w": float("nan")}, "guidance weight"),
+                          ({"threshold": 1.5}, "threshold"), ({"seed": "0"}, "seed"),
+                          ({"sampler": "ddim"}, "sampler"), ({"num_steps": 2.0}, "num_steps")]:
+        with pytest.raises(ValueError, match=match):
+            assess_class_agreement(model, diffusion, **{"per_class": 1, "num_steps": 1, **kwargs})
+    with pytest.raises(ValueError, match=r"must return 10 grey 16×16 images"):
+        assess_class_agreement(model, diffusion, lambda *a, **k: torch.zeros(10, 1, 8, 8), per_class=1)

@@ -194,3 +194,170 @@ def test_denoiser_explorer_slider_shows_precomputed_level():
     torch.testing.assert_close(ex.outputs[2][:, :8], want[0, 0])
     np.testing.assert_array_equal(np.ma.getdata(ex.input_artist.get_array()), ex.inputs[2].numpy())
     assert float(ex.mse[2]) == pytest.approx(float(((want - imgs) ** 2).mean()), rel=1e-5)
+
+
+# ------------------------------------------------------------------ lesson 04: reverse trajectory
+def _tiny_trajectory(T=12, n=3):
+    from course_utils.schedules import linear_betas
+
+    d = GaussianDiffusion(linear_betas(T))
+    class Eps(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x, t):
+            return self.conv(x)
+
+    torch.manual_seed(0)
+    steps = d.p_sample_loop_progressive(Eps(), (n, 1, 6, 6), generator=torch.Generator().manual_seed(0),
+                                        progress=False)
+    return d, list(steps)
+
+
+def test_collect_trajectory_subsamples_and_keeps_the_last_step():
+    from course_utils.widgets import collect_trajectory
+
+    _, steps = _tiny_trajectory()
+    tr = collect_trajectory(iter(steps), every=5, max_images=2)
+    assert tr.t.tolist() == [11, 6, 1, 0] and tr.t_prev.tolist() == [10, 5, 0, -1]
+    assert tr.samples.shape == tr.pred_x0.shape == (4, 2, 1, 6, 6)
+    torch.testing.assert_close(tr.samples[-1], steps[-1].sample[:2])
+    torch.testing.assert_close(tr.pred_x0[1], steps[5].pred_x0[:2])
+    again = collect_trajectory((tr.t, tr.samples, tr.pred_x0), every=2)
+    assert again.t.tolist() == [11, 1, 0]
+    with pytest.raises(ValueError, match="every"):
+        collect_trajectory(steps, every=0)
+    with pytest.raises(ValueError, match="SampleStep"):
+        collect_trajectory([1, 2, 3])
+
+
+def test_reverse_trajectory_explorer_slider_shows_the_stored_step():
+    from course_utils.widgets import reverse_trajectory_explorer
+
+    _, steps = _tiny_trajectory()
+    ex = reverse_trajectory_explorer(steps, every=1)
+    assert ex.slider.max == 11 and ex.t == 11 and "t = 11 (paper step 12)" in ex.title.get_text()
+    before_x = np.ma.getdata(ex.sample_artist.get_array()).copy()
+    before_x0 = np.ma.getdata(ex.pred_x0_artist.get_array()).copy()
+    png, renders = bytes(ex.image.value), ex.renders
+    assert png.startswith(b"\x89PNG")
+    ex.slider.value = 11                                  # the last step: the final sample x_0
+    assert ex.renders == renders + 1 and bytes(ex.image.value) != png
+    after_x = np.ma.getdata(ex.sample_artist.get_array())
+    assert not np.allclose(np.nan_to_num(after_x), np.nan_to_num(before_x))
+    assert not np.allclose(np.nan_to_num(np.ma.getdata(ex.pred_x0_artist.get_array())), np.nan_to_num(before_x0))
+    np.testing.assert_array_equal(after_x, ex.samples[11].numpy())
+    final = steps[-1].sample.clamp(-1.5, 1.5)
+    torch.testing.assert_close(ex.samples[11][:, :6], final[0, 0])           # first image of the strip
+    torch.testing.assert_close(ex.samples[11][:, 7:13], final[1, 0])         # after one NaN gap column
+    assert "t = 0 (paper step 1)" in ex.title.get_text() and "x_0" in ex.title.get_text()
+
+
+def test_reverse_process_animation_writes_a_gif_and_html(tmp_path):
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from PIL import Image
+
+    from course_utils.widgets import reverse_process_animation
+
+    _, steps = _tiny_trajectory()
+    anim = reverse_process_animation(steps, every=3, dpi=30)
+    assert isinstance(anim, FuncAnimation) and len(anim.trajectory) == 5          # steps 11, 8, 5, 2, 0
+    path = tmp_path / "reverse.gif"
+    anim.save(path, writer=PillowWriter(fps=5))
+    with Image.open(path) as gif:
+        assert gif.n_frames == 5
+        frames = []
+        for k in (0, 4):
+            gif.seek(k)
+            frames.append(np.asarray(gif.convert("L")).copy())
+    assert not np.array_equal(frames[0], frames[1])                # the picture changes along the way
+    a_x, a_x0, title = anim.artists
+    np.testing.assert_array_equal(np.ma.getdata(a_x.get_array()), _strip_last(anim))
+    assert "x_0" in title.get_text()
+    html = anim.to_jshtml()
+    assert "<script" in html and html.count("data:image/png;base64") == 5
+
+
+def _strip_last(anim):
+    from course_utils.widgets import _trajectory_strips
+
+    return _trajectory_strips(anim.trajectory)[0][-1].numpy()
+
+
+# ------------------------------------------------------------------ lesson 06: the guidance explorer
+from course_utils.widgets import guidance_explorer, guidance_sweep  # noqa: E402
+
+# Dropdown and SelectionSlider exist, with the same names and (label, value) options, in ipywidgets 7.7 and 8.
+WIDGET_API_7_AND_8 |= {"Dropdown", "SelectionSlider"}
+
+
+def _l06_model():
+    from course_utils import checks
+    return checks.tiny_conditional_unet(num_classes=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def guidance():
+    from course_utils.schedules import linear_betas
+
+    model = _l06_model()
+    d = GaussianDiffusion(linear_betas(40))
+    real = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    ex = guidance_explorer(model, d, ws=(-1.0, 0.0, 2.0), per_class=2, num_steps=4, seed=3, real_images=real,
+                           class_names=("a", "b", "c"), image_size=8)
+    return model, d, ex
+
+
+def test_guidance_explorer_slider_and_picker_change_the_samples(guidance):
+    _, _, ex = guidance
+    shown = lambda: np.ma.getdata(ex.image_artist.get_array()).copy()      # noqa: E731
+    assert ex.w == 0.0 and ex.label == 0 and bytes(ex.image.value).startswith(b"\x89PNG")
+    before, renders = shown(), ex.renders
+    ex.slider.value = 2.0                                  # what dragging the slider does
+    assert ex.renders == renders + 1
+    after = shown()
+    assert not np.allclose(np.nan_to_num(after), np.nan_to_num(before))
+    np.testing.assert_array_equal(np.nan_to_num(after), np.nan_to_num(ex.grids[2, 0].numpy()))
+    assert list(ex.w_lines[0].get_xdata()) == [2.0, 2.0]
+    ex.class_picker.value = 2                              # what picking a class does
+    np.testing.assert_array_equal(np.nan_to_num(shown()), np.nan_to_num(ex.grids[2, 2].numpy()))
+    np.testing.assert_allclose(ex.agreement_line.get_ydata(), ex.agreement[:, 2].numpy())
+    assert ex.title.get_text().startswith("c, w = 2")
+    assert ex.agreement_line.axes.get_legend().get_texts()[0].get_text() == "c"
+
+
+def test_guidance_sweep_uses_the_same_noise_for_every_w(guidance):
+    model, d, ex = guidance
+    assert ex.samples.shape == (3, 3, 2, 1, 8, 8)
+    # each (w, class) block is the package's guided DDIM from one shared x_T
+    x_T = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(3).repeat_interleave(2)
+    for i, w in enumerate((-1.0, 0.0, 2.0)):
+        ref = d.ddim_sample_loop(model, x_T=x_T, num_steps=4, y=y, w=w, progress=False)
+        torch.testing.assert_close(ex.samples[i].reshape(6, 1, 8, 8), ref)
+    assert not torch.allclose(ex.samples[0], ex.samples[2])
+
+
+def test_guidance_metrics_per_w(guidance):
+    from course_utils.metrics import class_agreement_per_class
+
+    _, _, ex = guidance
+    assert ex.agreement.shape == (3, 3) and ex.frechet.shape == (3,) and ex.diversity.shape == (3, 3)
+    x = ex.samples[1].reshape(6, 1, 8, 8)
+    per = class_agreement_per_class(x, torch.arange(3).repeat_interleave(2))
+    assert ex.agreement[1].tolist() == pytest.approx([per[k] for k in range(3)])
+    torch.testing.assert_close(ex.agreement_mean, ex.agreement.mean(1))
+    assert bool((ex.frechet >= -1e-6).all())
+
+
+def test_guidance_explorer_bad_inputs():
+    from course_utils.schedules import linear_betas
+
+    d = GaussianDiffusion(linear_betas(10))
+    with pytest.raises(ValueError, match="class-conditional"):
+        guidance_sweep(torch.nn.Conv2d(1, 1, 1), d, (0.0,))
+    with pytest.raises(ValueError, match="repeat"):
+        guidance_explorer(_l06_model(), d, ws=(0.0, 0.0))
+    with pytest.raises(ValueError, match="len\\(ws\\)"):
+        guidance_explorer(_l06_model(), d, ws=(0.0, 1.0), samples=torch.zeros(3, 3, 2, 1, 8, 8))

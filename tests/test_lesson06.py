@@ -1,0 +1,118 @@
+"""Lesson 06 end to end: the standard lesson tests of ``lesson_harness`` (nbval on the solution; nbgrader
+autograde of the solution, the untouched student notebook, one exercise right and a metadata-stripped
+copy), one graded submission whose context mask keeps labels with probability p instead of dropping them,
+and direct runs of each test cell on the lesson's classic mistakes: the hidden tests must catch a mask
+that drops at the wrong rate or to 0 / -1 instead of the null class, a guided ε for which w = 0 is not the
+conditional prediction, guidance against label 0 or a hard-coded null class, the sign of w swapped, and a
+sampler that ignores w, stops one step early or draws its own noise."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from lesson_harness import LessonSpec, lesson_tests, solution_code, with_mistake
+
+EXERCISES = {
+    "ex1-drop-labels": ("ex1-drop-labels-tests", 1),
+    "ex2-guided-eps": ("ex2-guided-eps-tests", 2),
+    "ex3-guided-sampler": ("ex3-guided-sampler-tests", 2),
+}
+
+_DRAW = "torch.rand(y.shape, generator=generator, device=y.device) < p"
+_GUIDE = "return (1 + w) * eps_cond - w * eps_uncond"
+_NULL = "null = torch.full_like(y, model.null_class)"
+
+# A wrong answer: (answer grade_id, text in the solution, its replacement, caught by the visible tests too?)
+MISTAKES = {
+    "keeps_with_prob_p": ("ex1-drop-labels", _DRAW, _DRAW.replace("< p", ">= p"), True),
+    "drops_half_as_often": ("ex1-drop-labels", _DRAW, _DRAW.replace("< p", "< p / 2"), True),
+    "drops_to_zero": ("ex1-drop-labels", "torch.full_like(y, null_class)", "torch.full_like(y, 0)", True),
+    "drops_to_minus_one": ("ex1-drop-labels", "torch.full_like(y, null_class)", "torch.full_like(y, -1)", True),
+    "ignores_generator": ("ex1-drop-labels", "generator=generator, ", "", True),
+    "w0_is_unconditional": ("ex2-guided-eps", _GUIDE, "return w * eps_cond + (1 - w) * eps_uncond", True),
+    "sign_of_w_swapped": ("ex2-guided-eps", _GUIDE, "return (1 - w) * eps_cond + w * eps_uncond", True),
+    "label_zero_as_null": ("ex2-guided-eps", _NULL, "null = torch.zeros_like(y)", True),
+    "zero_vector_as_null": ("ex2-guided-eps", "eps_uncond = model(x, t, null)",
+                            "eps_uncond = model(x, t, null * 0)", True),
+    "hard_coded_null": ("ex2-guided-eps", _NULL, "null = torch.full_like(y, 10)", False),
+    "sampler_ignores_w": ("ex3-guided-sampler", "eps = guided_eps(model, x, t, y, w)",
+                          "eps = guided_eps(model, x, t, y, 0.0)", True),
+    "sampler_stops_early": ("ex3-guided-sampler", "zip(timesteps, timesteps[1:] + [-1])",
+                            "zip(timesteps[:-1], timesteps[1:])", True),
+    "sampler_fresh_noise": ("ex3-guided-sampler", "x = x_T.clone()", "x = torch.randn_like(x_T)", True),
+}
+
+
+def _with_mistake(answer_id: str, old: str, new: str, *_):
+    return with_mistake(EXERCISES, answer_id, old, new)
+
+
+SPEC = LessonSpec(
+    lesson="06_conditioning_guidance",
+    exercises=EXERCISES,
+    one_right="ex1-drop-labels",
+    visible_marker="check_guided_eps",
+    extra_submissions={"keeps_with_prob_p": _with_mistake(*MISTAKES["keeps_with_prob_p"])},
+    # The notebook samples ~11k small 16 px images with the pretrained U-Net. One torch thread per kernel
+    # keeps the autograde of six submissions fast on a shared 2-core machine, where the default two
+    # threads oversubscribe the cores and run up to ten times slower.
+    env={"OMP_NUM_THREADS": "1"},
+)
+globals().update(lesson_tests(SPEC))
+
+
+def test_mask_keeping_labels_with_prob_p_loses_exactly_the_mask_points(graded):
+    scores = graded["scores"]["keeps_with_prob_p"]
+    assert {t: scores[t] for t, _ in EXERCISES.values()} == \
+        {t: (0 if t == "ex1-drop-labels-tests" else p) for t, p in EXERCISES.values()}
+
+
+# ---------------------------------------------------------------- direct runs of the test cells
+@pytest.fixture(scope="module")
+def cells():
+    nb = nbformat.read(SPEC.solution, as_version=4)
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+
+
+def _run(cells, answer_id, old=None, new=None, hidden=True):
+    """Run the imports, every answer (the sampler needs guided_eps) with one mistake, then one test cell."""
+    ns: dict = {}
+    exec(cells["imports"].source, ns)           # noqa: S102 (the lesson's own imports)
+    for gid in EXERCISES:
+        code = solution_code(cells[gid])
+        if gid == answer_id and old is not None:
+            assert old in code, (answer_id, old)
+            code = code.replace(old, new)
+        exec(code, ns)                          # noqa: S102
+    test_src = cells[EXERCISES[answer_id][0]].source
+    if not hidden:
+        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
+    exec(test_src, ns)                          # noqa: S102
+
+
+@pytest.mark.parametrize("answer_id", list(EXERCISES))
+def test_solution_passes_every_test_cell(cells, answer_id, capsys):
+    _run(cells, answer_id)
+    out = capsys.readouterr()
+    assert out.err == "" and "✗" not in out.out and "✓" in out.out
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
+    answer_id, old, new, visible_catches = MISTAKES[name]
+    with pytest.raises(AssertionError):
+        _run(cells, answer_id, old, new)
+    capsys.readouterr()
+    if visible_catches:
+        with pytest.raises(AssertionError):
+            _run(cells, answer_id, old, new, hidden=False)
+    else:                                       # only the hidden tests see it
+        _run(cells, answer_id, old, new, hidden=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_widget_output_is_not_stored(cells):
+    """The explorer's view ids change on every run: its display cell keeps no output (and is nbval-ignored)."""
+    nb = nbformat.read(SPEC.solution, as_version=4)
+    shown = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("explorer")]
+    assert len(shown) == 1 and shown[0].outputs == [] and "nbval-ignore-output" in shown[0].metadata["tags"]
