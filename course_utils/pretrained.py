@@ -125,7 +125,8 @@ def _git_commit() -> str | None:
 def evaluate(model: UNet, diffusion, image_size: int, per_class: int, seed: int = 0) -> dict:
     """Quality figures recorded beside a checkpoint: Fréchet distance (and class agreement if conditional).
 
-    Samples with DDIM-50 (η = 0) from a fixed seed; conditional models at guidance w = 0, 1, 2, 3.
+    Samples with DDIM-50 (η = 0) from a fixed seed: unconditional models with and without clipping x̂0
+    to [-1, 1]; conditional models with clipping, at guidance w = 0, 1, 2, 3.
     """
     from .data import load_fashion_mnist
     from .metrics import class_agreement, class_agreement_per_class, frechet_distance
@@ -135,15 +136,17 @@ def evaluate(model: UNet, diffusion, image_size: int, per_class: int, seed: int 
     out: dict = {"sampler": "DDIM-50, eta 0", "samples": n, "real_test_images": real.shape[0]}
     shape = (n, model.config.in_channels, image_size, image_size)
     if model.config.num_classes is None:
-        g = torch.Generator().manual_seed(seed)
-        x = diffusion.ddim_sample_loop(model, shape, num_steps=50, generator=g, progress=False)
-        out["frechet_distance"] = round(frechet_distance(real, x), 4)
+        for clip in (False, True):
+            g = torch.Generator().manual_seed(seed)
+            x = diffusion.ddim_sample_loop(model, shape, num_steps=50, generator=g, progress=False, clip_x0=clip)
+            out["frechet_distance" + ("_clip_x0" if clip else "")] = round(frechet_distance(real, x), 4)
         return out
     y = torch.arange(10).repeat_interleave(per_class)
     out["per_w"] = {}
     for w in (0.0, 1.0, 2.0, 3.0):
         g = torch.Generator().manual_seed(seed)
-        x = diffusion.ddim_sample_loop(model, shape, num_steps=50, y=y, w=w, generator=g, progress=False)
+        x = diffusion.ddim_sample_loop(model, shape, num_steps=50, y=y, w=w, generator=g, progress=False,
+                                       clip_x0=True)
         out["per_w"][str(w)] = {
             "class_agreement": round(class_agreement(x, y), 4),
             "class_agreement_per_class": [round(v, 4) for v in class_agreement_per_class(x, y)],
@@ -253,6 +256,23 @@ def _build_from_notebook(r: Recipe, directory, evaluate_after: bool, steps: int 
     return path
 
 
+def reevaluate(name: str, directory: str | os.PathLike | None = None) -> Path:
+    """Recompute the recorded quality figures of an existing checkpoint (weights unchanged, new sha256)."""
+    r = _check_name(name)
+    path = checkpoint_path(name, directory)
+    model, diffusion, meta = load_checkpoint(path)
+    t0 = time.perf_counter()
+    meta["evaluation"] = evaluate(model, diffusion, r.image_size, r.eval_per_class)
+    meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    meta.pop("sha256", None)
+    meta.pop("file_bytes", None)
+    save_checkpoint(path, model, diffusion, meta)
+    meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
+    meta["file_bytes"] = path.stat().st_size
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m course_utils.pretrained", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,7 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-eval", action="store_true", help="skip the quality figures (faster)")
     b.add_argument("--steps", type=int, default=None, help="override the recipe's steps (trial builds only)")
     sub.add_parser("list", help="print each recipe and the record of its shipped checkpoint")
+    e = sub.add_parser("evaluate", help="recompute the recorded quality figures (weights unchanged)")
+    e.add_argument("names", nargs="+")
+    e.add_argument("--dir", default=None)
     a = p.parse_args(argv)
+    if a.cmd == "evaluate":
+        for name in a.names:
+            path = reevaluate(name, a.dir)
+            print(f"{path}: {json.dumps(json.loads(path.with_suffix('.json').read_text())['evaluation'])}")
+        return 0
     if a.cmd == "list":
         for name, r in RECIPES.items():
             rec = checkpoint_path(name).with_suffix(".json")

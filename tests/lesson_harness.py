@@ -260,3 +260,78 @@ def lesson_tests(spec: LessonSpec) -> dict:
         assert "HIDDEN TESTS" not in html
 
     return {name: obj for name, obj in locals().items() if name.startswith("test_") or name == "graded"}
+
+
+# ---------------------------------------------------------------- direct runs of the test cells
+def run_test_cell(cells: dict, exercises: dict, answer_id: str, old: str | None = None, new: str | None = None,
+                  hidden: bool = True, context: str = "none", skip: tuple[str, ...] = ()) -> dict:
+    """Run a lesson's imports, some answers and one test cell in a fresh namespace; return the namespace.
+
+    ``cells`` maps grade_id → cell of the solution notebook. ``old`` → ``new`` is replaced in the answer
+    ``answer_id`` (a classic mistake); ``hidden=False`` runs only the visible half of its test cell.
+    ``context`` says which other answers are in scope, as in the notebook: "none" (only this one),
+    "before" (every answer up to this one), "all" (every answer, in order) or "others" (every other
+    answer first, then this one); answers in ``skip`` are never run.
+    """
+    ns: dict = {}
+    exec(cells["imports"].source, ns)                         # noqa: S102 (the lesson's own imports)
+
+    def answer(gid):
+        code = solution_code(cells[gid])
+        if gid == answer_id and old is not None:
+            assert old in code, (answer_id, old)
+            code = code.replace(old, new)
+        exec(code, ns)                                        # noqa: S102
+
+    order = [g for g in exercises if g not in skip]
+    if context == "none":
+        order = [answer_id]
+    elif context == "before":
+        order = order[:order.index(answer_id) + 1]
+    elif context == "others":
+        order = [g for g in order if g != answer_id] + [answer_id]
+    elif context != "all":
+        raise ValueError(f"context must be 'none', 'before', 'all' or 'others'; got {context!r}")
+    for gid in order:
+        answer(gid)
+    test_src = cells[exercises[answer_id][0]].source
+    if not hidden:
+        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
+    exec(test_src, ns)                                        # noqa: S102
+    return ns
+
+
+def cell_tests(spec: LessonSpec, mistakes: dict, context: str = "none", skip: tuple[str, ...] = ()) -> dict:
+    """Direct runs of every test cell: the solution passes each one silently, and each classic mistake
+    (``mistakes[name] = (answer grade_id, old, new, caught by the visible half too?)``) is caught by the
+    test cell — by its visible half exactly when the fourth field says so."""
+
+    @pytest.fixture(scope="module")
+    def cells():
+        nb = nbformat.read(spec.solution, as_version=4)
+        return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+
+    def run(cells, answer_id, old=None, new=None, hidden=True):
+        return run_test_cell(cells, spec.exercises, answer_id, old, new, hidden, context, skip)
+
+    @pytest.mark.parametrize("answer_id", [a for a in spec.exercises if a not in skip])
+    def test_solution_passes_every_test_cell(cells, answer_id, capsys):
+        run(cells, answer_id)
+        out = capsys.readouterr()
+        assert out.err == "" and "✗" not in out.out and "✓" in out.out
+
+    @pytest.mark.parametrize("name", list(mistakes))
+    def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
+        answer_id, old, new, visible_catches = mistakes[name]
+        with pytest.raises(AssertionError):
+            run(cells, answer_id, old, new)
+        capsys.readouterr()
+        if visible_catches:
+            with pytest.raises(AssertionError):
+                run(cells, answer_id, old, new, hidden=False)
+        else:                                                 # only the hidden tests see it
+            run(cells, answer_id, old, new, hidden=False)
+        assert capsys.readouterr().err == ""
+
+    return {"cells": cells, "test_solution_passes_every_test_cell": test_solution_passes_every_test_cell,
+            "test_hidden_tests_catch_the_classic_mistakes": test_hidden_tests_catch_the_classic_mistakes}

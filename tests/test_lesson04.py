@@ -6,10 +6,8 @@ loss returned as a tensor, β[t-1] and ᾱ[t-1], noise at t = 0, σ_t = β_t, a 
 starts at t = T."""
 from __future__ import annotations
 
-import nbformat
-import pytest
 
-from lesson_harness import LessonSpec, lesson_tests, solution_code, with_mistake
+from lesson_harness import LessonSpec, cell_tests, lesson_tests, solution_code, with_mistake
 
 EXERCISES = {
     "ex1-loss-simple": ("ex1-loss-simple-tests", 2),
@@ -60,48 +58,7 @@ globals().update(lesson_tests(SPEC))
 
 
 # ---------------------------------------------------------------- direct runs of the test cells
-@pytest.fixture(scope="module")
-def cells():
-    nb = nbformat.read(SPEC.solution, as_version=4)
-    return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-
-
-def _run(cells, answer_id, old=None, new=None, hidden=True):
-    ns: dict = {}
-    exec(cells["imports"].source, ns)            # noqa: S102 (the lesson's own imports)
-    for gid in EXERCISES:                         # earlier answers are in scope, as in the notebook
-        code = solution_code(cells[gid])
-        if gid == answer_id and old is not None:
-            assert old in code, (answer_id, old)
-            code = code.replace(old, new)
-        exec(code, ns)                            # noqa: S102
-        if gid == answer_id:
-            break
-    test_src = cells[EXERCISES[answer_id][0]].source
-    if not hidden:
-        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
-    exec(test_src, ns)                            # noqa: S102
-
-
-@pytest.mark.parametrize("answer_id", list(EXERCISES))
-def test_solution_passes_every_test_cell(cells, answer_id, capsys):
-    _run(cells, answer_id)
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" not in out.out and "✓" in out.out
-
-
-@pytest.mark.parametrize("name", list(MISTAKES))
-def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
-    answer_id, old, new, visible_catches = MISTAKES[name]
-    with pytest.raises(AssertionError):
-        _run(cells, answer_id, old, new)
-    capsys.readouterr()
-    if visible_catches:
-        with pytest.raises(AssertionError):
-            _run(cells, answer_id, old, new, hidden=False)
-    else:                                       # only the hidden tests see it
-        _run(cells, answer_id, old, new, hidden=False)
-    assert capsys.readouterr().err == ""
+globals().update(cell_tests(SPEC, MISTAKES, context='before'))
 
 
 def test_t_probe_sees_both_ends_and_a_uniform_histogram(cells, capsys):

@@ -7,10 +7,8 @@ residual block without its skip or embedding, and quarter-images instead of 2×2
 from __future__ import annotations
 
 
-import nbformat
-import pytest
 
-from lesson_harness import LessonSpec, lesson_tests, solution_code, with_mistake
+from lesson_harness import LessonSpec, cell_tests, lesson_tests, with_mistake
 
 EXERCISES = {
     "ex1-add-time-embedding": ("ex1-add-time-embedding-tests", 1),
@@ -63,52 +61,4 @@ def test_odd_embedding_size_accepted_loses_exactly_the_embedding_points(graded):
 
 
 # ---------------------------------------------------------------- direct runs of the test cells
-def _cells():
-    nb = nbformat.read(SPEC.solution, as_version=4)
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-    return by_id
-
-
-def _namespace(by_id):
-    ns: dict = {}
-    exec(by_id["imports"].source, ns)          # noqa: S102 (the lesson's own imports)
-    return ns
-
-
-@pytest.fixture(scope="module")
-def cells():
-    return _cells()
-
-
-def _run(cells, answer_id, old=None, new=None, hidden=True):
-    ns = _namespace(cells)
-    code = solution_code(cells[answer_id])
-    if old is not None:
-        assert old in code, (answer_id, old)
-        code = code.replace(old, new)
-    exec(code, ns)                              # noqa: S102
-    test_src = cells[EXERCISES[answer_id][0]].source
-    if not hidden:
-        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
-    exec(test_src, ns)                          # noqa: S102
-
-
-@pytest.mark.parametrize("answer_id", list(EXERCISES))
-def test_solution_passes_every_test_cell(cells, answer_id, capsys):
-    _run(cells, answer_id)
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" not in out.out and "✓" in out.out
-
-
-@pytest.mark.parametrize("name", list(MISTAKES))
-def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
-    answer_id, old, new, visible_catches = MISTAKES[name]
-    with pytest.raises(AssertionError):
-        _run(cells, answer_id, old, new)
-    capsys.readouterr()
-    if visible_catches:
-        with pytest.raises(AssertionError):
-            _run(cells, answer_id, old, new, hidden=False)
-    else:                                       # only the hidden tests see it
-        _run(cells, answer_id, old, new, hidden=False)
-    assert capsys.readouterr().err == ""
+globals().update(cell_tests(SPEC, MISTAKES, context='none'))

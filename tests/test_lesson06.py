@@ -8,9 +8,8 @@ sampler that ignores w, stops one step early or draws its own noise."""
 from __future__ import annotations
 
 import nbformat
-import pytest
 
-from lesson_harness import LessonSpec, lesson_tests, solution_code, with_mistake
+from lesson_harness import LessonSpec, cell_tests, lesson_tests, with_mistake
 
 EXERCISES = {
     "ex1-drop-labels": ("ex1-drop-labels-tests", 1),
@@ -68,47 +67,7 @@ def test_mask_keeping_labels_with_prob_p_loses_exactly_the_mask_points(graded):
 
 
 # ---------------------------------------------------------------- direct runs of the test cells
-@pytest.fixture(scope="module")
-def cells():
-    nb = nbformat.read(SPEC.solution, as_version=4)
-    return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-
-
-def _run(cells, answer_id, old=None, new=None, hidden=True):
-    """Run the imports, every answer (the sampler needs guided_eps) with one mistake, then one test cell."""
-    ns: dict = {}
-    exec(cells["imports"].source, ns)           # noqa: S102 (the lesson's own imports)
-    for gid in EXERCISES:
-        code = solution_code(cells[gid])
-        if gid == answer_id and old is not None:
-            assert old in code, (answer_id, old)
-            code = code.replace(old, new)
-        exec(code, ns)                          # noqa: S102
-    test_src = cells[EXERCISES[answer_id][0]].source
-    if not hidden:
-        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
-    exec(test_src, ns)                          # noqa: S102
-
-
-@pytest.mark.parametrize("answer_id", list(EXERCISES))
-def test_solution_passes_every_test_cell(cells, answer_id, capsys):
-    _run(cells, answer_id)
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" not in out.out and "✓" in out.out
-
-
-@pytest.mark.parametrize("name", list(MISTAKES))
-def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
-    answer_id, old, new, visible_catches = MISTAKES[name]
-    with pytest.raises(AssertionError):
-        _run(cells, answer_id, old, new)
-    capsys.readouterr()
-    if visible_catches:
-        with pytest.raises(AssertionError):
-            _run(cells, answer_id, old, new, hidden=False)
-    else:                                       # only the hidden tests see it
-        _run(cells, answer_id, old, new, hidden=False)
-    assert capsys.readouterr().err == ""
+globals().update(cell_tests(SPEC, MISTAKES, context='all'))
 
 
 def test_widget_output_is_not_stored(cells):

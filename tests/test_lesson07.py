@@ -10,11 +10,10 @@ import json
 import tempfile
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
-from lesson_harness import REPO, LessonSpec, lesson_tests, solution_code
+from lesson_harness import REPO, LessonSpec, cell_tests, lesson_tests, solution_code
 
 EXERCISES = {
     "ex1-linear-schedule": ("ex1-linear-schedule-tests", 1),
@@ -75,10 +74,7 @@ MISTAKES = {
 
 
 # ---------------------------------------------------------------- direct runs of the test cells
-@pytest.fixture(scope="module")
-def cells():
-    nb = nbformat.read(SPEC.solution, as_version=4)
-    return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+globals().update(cell_tests(SPEC, MISTAKES, context='others', skip=("assessment-guidance",)))
 
 
 def _namespace(cells, answers=()):
@@ -87,40 +83,6 @@ def _namespace(cells, answers=()):
     for gid in answers:
         exec(solution_code(cells[gid]), ns)               # noqa: S102
     return ns
-
-
-def _run(cells, answer_id, old=None, new=None, hidden=True):
-    ns = _namespace(cells, [a for a in EXERCISES if a not in (answer_id, "assessment-guidance")])
-    code = solution_code(cells[answer_id])
-    if old is not None:
-        assert old in code, (answer_id, old)
-        code = code.replace(old, new)
-    exec(code, ns)                                        # noqa: S102
-    test_src = cells[EXERCISES[answer_id][0]].source
-    if not hidden:
-        test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
-    exec(test_src, ns)                                    # noqa: S102
-
-
-@pytest.mark.parametrize("answer_id", [a for a in EXERCISES if a != "assessment-guidance"])
-def test_solution_passes_every_test_cell(cells, answer_id, capsys):
-    _run(cells, answer_id)
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" not in out.out and "✓" in out.out
-
-
-@pytest.mark.parametrize("name", list(MISTAKES))
-def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
-    answer_id, old, new, visible_catches = MISTAKES[name]
-    with pytest.raises(AssertionError):
-        _run(cells, answer_id, old, new)
-    capsys.readouterr()
-    if visible_catches:
-        with pytest.raises(AssertionError):
-            _run(cells, answer_id, old, new, hidden=False)
-    else:                                                 # only the hidden tests see it
-        _run(cells, answer_id, old, new, hidden=False)
-    assert capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------- the assessment
