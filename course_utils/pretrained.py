@@ -15,6 +15,7 @@ Regenerate them (every recipe, or the named ones) with::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -71,7 +72,9 @@ RECIPES: dict[str, Recipe] = {
         name="cfg16", lessons=("06", "07"),
         description="class-conditional U-Net with a learned null class (p_uncond 0.1) for lessons 06/07, "
                     "trained by lesson 07's solution code (its notebook run in full mode)",
-        model=_unet(num_classes=10), train=_train(3000),
+        # documents what the notebook's full mode runs: the same trainer, its cfg_loss applying the
+        # context mask (p = 0.1) itself, hence p_uncond = 0 for train()
+        model=_unet(num_classes=10), train=dataclasses.replace(_train(3000), p_uncond=0.0),
         notebook="solutions/07_final_assessment/07_final_assessment.ipynb"),
 }
 
