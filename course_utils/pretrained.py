@@ -91,14 +91,15 @@ def checkpoint_path(name: str, directory: str | os.PathLike | None = None) -> Pa
     return (Path(directory) if directory is not None else ASSETS) / f"{name}.pt"
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu", directory: str | os.PathLike | None = None
-                    ) -> tuple[UNet, "object", dict]:
+def load_pretrained(name: str, device: str | torch.device = "cpu", directory: str | os.PathLike | None = None,
+                    clip_x0: bool = True) -> tuple[UNet, "object", dict]:
     """Load a shipped checkpoint after checking its sha256.
 
     Args:
         name: a key of :data:`RECIPES` ("ddpm16" for lesson 04, "cfg16" for lessons 06 and 07).
         device: "cpu", "cuda", "auto", …
         directory: look there instead of the package's assets folder.
+        clip_x0: the schedule's samplers clip x̂0 to [-1, 1] (see :func:`course_utils.train.load_checkpoint`).
     Returns:
         (EMA model in eval mode, its GaussianDiffusion, the recorded meta dict).
     Raises:
@@ -110,7 +111,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", directory: st
         raise FileNotFoundError(f"the checkpoint {path} is missing; rebuild it with `{BUILD_COMMAND} {name}` "
                                 "(or reinstall course_utils, which ships it).")
     try:
-        return load_checkpoint(path, device)
+        return load_checkpoint(path, device, clip_x0=clip_x0)
     except ValueError as err:
         raise ValueError(f"{err} Rebuild it with `{BUILD_COMMAND} {name}`.") from None
 
@@ -152,7 +153,7 @@ def evaluate(model: UNet, diffusion, image_size: int, per_class: int, seed: int 
                                        clip_x0=True)
         out["per_w"][str(w)] = {
             "class_agreement": round(class_agreement(x, y), 4),
-            "class_agreement_per_class": [round(v, 4) for v in class_agreement_per_class(x, y)],
+            "class_agreement_per_class": {str(k): round(v, 4) for k, v in class_agreement_per_class(x, y).items()},
             "frechet_distance": round(frechet_distance(real, x), 4),
         }
     return out

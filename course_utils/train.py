@@ -290,10 +290,17 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, diffusion: Gaussi
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", clip_x0: bool = True
                     ) -> tuple[UNet, GaussianDiffusion, dict]:
     """Load a checkpoint written by :func:`save_checkpoint` after checking its sha256.
 
+    Args:
+        path: the ``.pt`` file (its ``.sha256`` sidecar must match).
+        device: where the model and schedule go.
+        clip_x0: the returned schedule's samplers clip the predicted x̂0 to [-1, 1] at every step, as the
+            reference code of Ho et al. and Song et al. does when sampling; a small model trained for
+            minutes needs it for deterministic DDIM (its x̂0 at t = T-1 amplifies ε errors ~157×).
+            ``False`` gives the raw samplers.
     Returns:
         (model in eval mode, its GaussianDiffusion, the meta dict), on ``device``.
     Raises:
@@ -312,7 +319,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
     model = UNet(UNetConfig.from_dict(payload["model_config"])).to(dev)
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    diffusion = GaussianDiffusion(payload["betas"], variance=payload.get("variance", "beta_tilde")).to(dev)
+    diffusion = GaussianDiffusion(payload["betas"], variance=payload.get("variance", "beta_tilde"),
+                                  clip_x0=bool(clip_x0)).to(dev)
     return model, diffusion, payload.get("meta", {})
 
 

@@ -36,6 +36,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr
 #   ("select", label): choose label in the dropdown. The image must change after every move.
 SCRUBBERS = {
     "02_forward_diffusion": [("type", 0), ("type", 250), ("type", 600), ("type", 999)],
+    "04_training_sampling": [("start", None), ("key", "End"), ("type", 2), ("key", "ArrowRight")],
     "06_conditioning_guidance": [("start", None), ("key", "End"), ("key", "Home"), ("select", "Trouser"),
                                  ("key", "ArrowRight")],
 }

@@ -110,6 +110,7 @@ def test_checkpoint_round_trip_and_tamper_detection(tmp_path):
     m2, d2, meta = load_checkpoint(path)
     assert meta == {"seed": 0, "note": "test"} and d2.variance == "beta"
     assert torch.equal(d2.betas, diffusion.betas) and m2.config == model.config
+    assert d2.clip_x0 is True and load_checkpoint(path, clip_x0=False)[1].clip_x0 is False
     x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([3, 50]), torch.tensor([1, 2])
     model.eval()
     with torch.no_grad():
