@@ -82,3 +82,58 @@ def test_url_only_in_the_generated_cells(path):
 def test_url_only_in_colab_py():
     hits = [p for p in (REPO / "course_utils").glob("*.py") if colab.GITHUB_REPO in p.read_text(encoding="utf-8")]
     assert hits == [REPO / "course_utils" / "colab.py"]
+
+
+# ---------------------------------------------------------------- Colab readiness of every notebook
+ALL_NOTEBOOKS = NOTEBOOKS + sorted((REPO / "solutions").glob("*.ipynb")) + sorted((REPO / "notebooks").glob("*.ipynb"))
+# What a notebook may import: the course, torch and friends, ipywidgets core, matplotlib and the stdlib
+# (every module here exists in Colab or is installed by the setup cell; no front-end extension needed).
+ALLOWED_IMPORTS = {"course_utils", "torch", "torchvision", "einops", "numpy", "matplotlib", "ipywidgets", "IPython",
+                   "tqdm", "sympy", "torchmetrics", "google"} | set(sys.stdlib_module_names)
+
+
+def _student_path(path: Path) -> str:
+    rel = path.relative_to(REPO)
+    return str(Path("notebooks", *rel.parts[1:])) if rel.parts[0] == "solutions" else str(rel)
+
+
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=[str(p.relative_to(REPO)) for p in ALL_NOTEBOOKS])
+def test_notebook_is_colab_ready(path):
+    """Badge → this notebook's own student path; no .cuda(), absolute paths, nbgrader or widget extensions."""
+    import ast
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    assert colab.colab_url(_student_path(path)) in nb.cells[0].source, "the badge must open this notebook"
+    assert nb.cells[1].source == colab.setup_cell_source()
+    for src in _code(nb)[1:]:
+        assert ".cuda(" not in src, "use .to(device) with device = get_device('auto'), never .cuda()"
+        assert not re.search(r"^\s*%(matplotlib\s+(widget|ipympl|notebook)|pip|conda)", src, re.M), src[:200]
+        tree = ast.parse(re.sub(r"^(\s*)[%!]", r"\1#", src, flags=re.M))   # IPython magics are not Python
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for m in mods:
+                    top = m.split(".")[0]
+                    assert top in ALLOWED_IMPORTS, f"{path.name} imports {m}: not available in Colab without an install"
+                    assert top != "nbgrader", "notebooks must not need nbgrader at run time"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                v = node.value
+                assert not re.match(r"^(/(home|root|usr|tmp|work|Users|mnt|data)\b|[A-Za-z]:\\\\|~/)", v), \
+                    f"{path.name} uses an absolute path {v!r}; use paths relative to the notebook"
+
+
+def test_package_has_no_unconditional_cuda_and_widgets_use_core_ipywidgets_only():
+    for py in sorted((REPO / "course_utils").glob("*.py")):
+        assert ".cuda(" not in py.read_text(encoding="utf-8"), f"{py.name} calls .cuda()"
+    import ast
+    tree = ast.parse((REPO / "course_utils" / "widgets.py").read_text(encoding="utf-8"))
+    imported = {(a.name if isinstance(n, ast.Import) else n.module or "").split(".")[0]
+                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                and not getattr(n, "level", 0) for a in n.names}             # relative imports: the package
+    assert imported <= ALLOWED_IMPORTS | {""}, f"widgets.py imports {imported - ALLOWED_IMPORTS}"
+    assert not imported & {"ipympl", "bqplot", "plotly", "ipycanvas", "ipyvolume", "jupyter_bokeh", "anywidget"}
