@@ -123,7 +123,10 @@ def browser(lab):
 
 
 def _run_all(page, url, token, notebook):
-    page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+    # a workspace of its own, reset: JupyterLab would otherwise reopen the previous lesson's tab too,
+    # and Run All or the locators below could act on the wrong notebook
+    workspace = Path(notebook).stem
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={token}")
     # generous limits: in CI another pytest worker autogrades a lesson on the same 2 cores
     page.wait_for_selector(".jp-Notebook", timeout=600_000)
     page.wait_for_function("() => document.body.innerText.includes('Python 3 (ipykernel) | Idle')",
@@ -132,7 +135,8 @@ def _run_all(page, url, token, notebook):
     page.click("li.lm-MenuBar-item:has-text('Run')")
     page.click("li.lm-Menu-item:has-text('Run All Cells')")
     page.wait_for_timeout(2000)
-    page.wait_for_function("""() => { const ps = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+    page.wait_for_function("""() => { const ps = [...document.querySelectorAll(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
         return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)); }""", timeout=1_200_000)
 
 
