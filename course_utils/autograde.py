@@ -132,8 +132,10 @@ def _src(cell) -> str:
 
 
 def _test_cells(release: dict) -> list[str]:
-    return [_nbgrader_meta(c)["grade_id"] for c in release["cells"]
-            if _nbgrader_meta(c).get("grade") and not _nbgrader_meta(c).get("solution")]
+    """The grade_ids of the autograded test cells, in notebook order."""
+    from .grading import graded_cells
+
+    return [gid for gid, role in graded_cells(release).items() if role == "test"]
 
 
 def _exercise_of_cells(release: dict) -> dict[str, str]:

@@ -10,10 +10,13 @@ file as submitted), ``expected_flag`` a substring the grader's flags must contai
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 from typing import Callable
+
+import nbformat
+
+from lesson_harness import make_submission
 
 LESSON = "02_forward_diffusion"
 TOTAL = 11
@@ -38,14 +41,9 @@ def _src(cell) -> str:
 
 def answered(release: dict, solution: dict) -> dict:
     """The released notebook with every answer cell filled in from the solution (markers removed)."""
-    nb = copy.deepcopy(release)
-    answers = {_meta(c)["grade_id"]: _src(c) for c in solution["cells"] if _meta(c).get("solution")}
-    for cell in nb["cells"]:
-        gid = _meta(cell).get("grade_id")
-        if gid in answers and _meta(cell).get("solution"):
-            cell["source"] = "\n".join(l for l in answers[gid].split("\n")
-                                       if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
-    return nb
+    rel, sol = (nbformat.reads(json.dumps(nb), as_version=4) for nb in (release, solution))
+    answers = {_meta(c)["grade_id"] for c in sol.cells if _meta(c).get("solution")}
+    return json.loads(json.dumps(make_submission(rel, sol, answers)))
 
 
 def _cell(nb: dict, gid: str) -> dict:
