@@ -5,6 +5,7 @@
 #   ./course.sh test    set everything up and run the whole test suite
 #   ./course.sh setup   only set up (idempotent: re-running it skips what is already done)
 #   ./course.sh release regenerate notebooks/ from solutions/ (--check: only compare, --gradebook: also fill gradebook.db)
+#   ./course.sh bench   re-run the benchmarks in bench/ and regenerate BENCHMARKS.md (arguments go to python -m bench)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), VENV (default ./.venv),
 # COURSE_DATA_DIR (default ./data), JUPYTER_ARGS (extra arguments for `jupyter lab`).
@@ -108,6 +109,12 @@ case "$cmd" in
     release)
         setup_venv
         exec "$VENV/bin/python" scripts/release_notebooks.py "$@"
+        ;;
+    bench)
+        # Re-measure and regenerate BENCHMARKS.md (CPU: about an hour); arguments go to `python -m bench`.
+        setup
+        log "running the benchmarks (python -m bench $*)"
+        exec "$VENV/bin/python" -m bench "$@"
         ;;
     test)
         setup

@@ -389,10 +389,8 @@ def _course_copy(course: Path, lesson: str, work: Path) -> Path:
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONWARNINGS"] = "ignore"
-    return env
+    from .utils import tool_env
+    return tool_env({"PYTHONWARNINGS": "ignore"})
 
 
 def _read_grades(course: Path, lesson: str, student: str) -> tuple[dict, float, float] | None:

@@ -139,7 +139,8 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
         diffusion: the schedule (moved to the training device).
         data: TensorDataset with images (N, C, H, W) in [-1, 1] and labels (N,), or a tensor of images.
         config: TrainConfig.
-        callbacks: called with a :class:`TrainState` every ``config.log_every`` steps (plots, logging).
+        callbacks: called with a :class:`TrainState` every ``config.log_every`` steps (plots, logging,
+            evaluation); a callback that returns ``True`` stops training after that step (early stopping).
         loss_fn: ``loss_fn(model, diffusion, x0, y, generator) -> scalar tensor``; default
             ``diffusion.loss_simple`` (a lesson passes the learner's own L_simple here).
     Returns:
@@ -243,15 +244,16 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
             bar.update(len(vals))
             bar.set_postfix(loss=f"{mean:.4f}")
             state = TrainState(step, mean, losses, model, ema.module, time.perf_counter() - start)
-            for cb in callbacks:
-                cb(state)
+            stops = [cb(state) for cb in callbacks]           # every callback runs, then any may stop
+            if any(s is True for s in stops):
+                break
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - start
     model.eval()
     ema.module.eval()
-    return TrainResult(model, ema.module, losses, wall, cfg.steps * B * world / wall, cfg)
+    return TrainResult(model, ema.module, losses, wall, step * B * world / wall, cfg)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 __all__ = ["set_seed", "get_device", "to_display", "make_grid", "show_images", "in_colab",
-           "sha256_file", "write_sha256", "verify_sha256"]
+           "sha256_file", "write_sha256", "verify_sha256", "tool_env"]
 
 
 def set_seed(seed: int) -> torch.Generator:
@@ -55,6 +55,19 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' was asked for but Apple's MPS backend is not available; use 'auto'.")
     return dev
+
+
+def tool_env(extra: dict | None = None) -> dict:
+    """The environment for a child ``nbgrader``/``jupyter`` process: this interpreter's bin/ first on PATH.
+
+    nbgrader shells out to ``alembic`` and jupyter to kernels by name; with the venv's bin/ first they are
+    the venv's even when the venv was never activated. ``extra`` adds or overrides variables.
+    """
+    import sys
+
+    env = {**os.environ, **(extra or {})}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def in_colab() -> bool:

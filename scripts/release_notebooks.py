@@ -113,9 +113,8 @@ def _ignored(name: str) -> bool:
 
 
 def _nbgrader_env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")   # `alembic`
-    return env
+    from course_utils.utils import tool_env
+    return tool_env()                                     # the venv's `alembic` first on PATH
 
 
 def record_in_gradebook(lesson_names: list[str]) -> None:

@@ -67,8 +67,8 @@ class LessonSpec:
 
 def tool_env(tmp: Path, extra: dict | None = None) -> dict:
     """PATH with this interpreter's bin/ first (nbgrader runs `alembic`), and no user kernelspecs."""
-    env = {**os.environ, **(extra or {})}
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    from course_utils.utils import tool_env as _tool_env
+    env = _tool_env(extra)
     env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")          # ignore ~/.local/share/jupyter
     env["PYTHONWARNINGS"] = "ignore"
     env.setdefault("COURSE_DATA_DIR", str(REPO / "data"))

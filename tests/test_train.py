@@ -184,3 +184,23 @@ def test_custom_loss_fn_is_used_and_validated():
     with pytest.raises(ValueError, match="scalar tensor"):
         train(tiny_unet(), diffusion, data, cfg, loss_fn=lambda m, d, x0, y, g: (m(x0, torch.zeros(
             x0.shape[0], dtype=torch.long)) ** 2))
+
+
+def test_callback_returning_true_stops_training_early():
+    """A callback may stop training (benchmarks stop at a quality target); the result reflects the steps run."""
+    data = _synthetic_data(128, 8, seed=0)
+    seen = []
+
+    def stop_at_4(state):
+        seen.append(state.step)
+        return state.step >= 4
+
+    cfg = TrainConfig(steps=20, batch_size=32, device="cpu", progress=False, log_every=2)
+    res = train(tiny_unet(), GaussianDiffusion(linear_betas(50)), data, cfg, callbacks=[stop_at_4, lambda s: None])
+    assert seen == [2, 4] and len(res.losses) == 4
+    assert res.images_per_second == pytest.approx(4 * 32 / res.wall_time)
+    # a callback returning something truthy but not True (e.g. a figure handle) does not stop training
+    res = train(tiny_unet(), GaussianDiffusion(linear_betas(50)), data,
+                TrainConfig(steps=6, batch_size=32, device="cpu", progress=False, log_every=2),
+                callbacks=[lambda s: "figure"])
+    assert len(res.losses) == 6

@@ -1,0 +1,229 @@
+"""Run every benchmark and regenerate BENCHMARKS.md (the one command):
+
+    python -m bench                      # all benchmarks on this machine (CPU: about an hour), then the report
+    python -m bench --render-only        # rewrite BENCHMARKS.md from bench/results/*.json
+    python -m bench --only sampling,course_runtime
+    python -m bench --device cuda --only train_throughput   # GPU figures land beside the CPU ones
+
+``./course.sh bench`` does the same after setting up the environment. Each benchmark writes
+``bench/results/<name>_<device>.json`` (date, machine, command, raw figures); the report is rendered
+from those files only, so a figure in BENCHMARKS.md always has its measurement file beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from . import course_runtime, sampling, time_to_quality, train_throughput
+from .common import REPO, RESULTS, markdown_table, read_results
+
+# name → (main, its arguments, the extra arguments of a quick run)
+BENCHES = {
+    "train_throughput": (train_throughput.main, ["--device", "{device}"], ["--quick"]),
+    "time_to_quality": (time_to_quality.main, ["--device", "{device}"],
+                        ["--limit", "2048", "--budget-min", "0.2", "--eval-every", "10", "--per-class", "2",
+                         "--ddim-steps", "4"]),
+    "sampling": (sampling.main, ["--device", "{device}"],
+                 ["--samples", "32", "--ddpm-samples", "4", "--steps", "10", "--etas", "0"]),
+    "course_runtime": (course_runtime.main, [], ["--lessons", "02_forward_diffusion", "--no-grading"]),
+}
+
+GOALS_NOTE = ("Goals from the performance issue: time to quality ≥ 2× the diffusers baseline on CPU; on a GPU "
+              "≥ 3× the naive loop and ≥ 1.5× diffusers in training images/s.")
+
+
+def _machine_line(r: dict) -> str:
+    m = r["machine"]
+    return (f"Measured {m['date']} on {m['device_name']} ({m['device']}, {m['torch_threads']} torch threads, "
+            f"load average {m.get('load_average_1min')} at the start), torch {m['torch']}, diffusers "
+            f"{m.get('diffusers')}, commit {m.get('git_commit')}. Command: `{str(r.get('command')).strip()}` "
+            f"({r.get('wall_time_s')} s).")
+
+
+def _section_throughput(results: dict) -> list[str]:
+    out = ["## Training throughput", "",
+           "Class-conditional ε-model, 16 px FashionMNIST, same batch, same device, same process; images/s after "
+           "warm-up. FLOPs: torch's FlopCounterMode over one forward + backward pass (matmuls and convolutions). "
+           "MFU: achieved model FLOP/s ÷ peak (GPU: data sheet; CPU: the best measured matmul of that dtype, "
+           "so a CPU MFU is relative to what this CPU's BLAS reaches, not to a theoretical peak). Rows "
+           "\"ours + …\" change one TrainConfig option each: the fast-path experiments. Every loop is measured in "
+           "several rounds, round-robin; \"range\" is the lowest and highest round. On a shared virtual machine "
+           "a difference smaller than the ranges is noise, not an effect.", ""]
+    found = False
+    for key in sorted(k for k in results if k.startswith("train_throughput_") and not k.endswith("_quick")):
+        r = results[key]
+        found = True
+        out += [f"### {r['machine']['device'].upper()}: {r['machine']['device_name']}", "", _machine_line(r), "",
+                train_throughput.table(r), "",
+                f"Ratios (default trainer): **{r['ratios']['ours_vs_diffusers']}× diffusers**, "
+                f"**{r['ratios']['ours_vs_naive']}× the naive loop**. Diffusers widths {tuple(r['diffusers_widths'])}.",
+                ""]
+    if not found:
+        out += ["Not measured yet: run `python -m bench --only train_throughput`.", ""]
+    if "train_throughput_cuda" not in results:
+        out += ["**GPU: not measured.** No GPU was available to the machine that produced this report; run "
+                "`python -m bench --device cuda --only train_throughput,sampling` on one.", ""]
+    return out
+
+
+def _start(title: str, results: dict, key: str, bench: str) -> tuple[list[str], dict | None]:
+    """A section's heading, and its results (None: the section says how to measure them)."""
+    out = [f"## {title}", ""]
+    r = results.get(key)
+    if r is None:
+        out += [f"Not measured yet: run `python -m bench --only {bench}`.", ""]
+    return out, r
+
+
+def _section_ttq(results: dict) -> list[str]:
+    out, r = _start("Time to quality (CPU)", results, "time_to_quality_cpu", "time_to_quality")
+    if r is None:
+        return out
+    j = r["judge"]
+    out += [f"Wall time of training (evaluations excluded) until class agreement ≥ {r['target']:.0%} with the shipped "
+            f"classifier: {j['per_class']} samples per class, DDIM-{j['ddim_steps']} (η = 0, x̂0 clipped), guidance "
+            f"w = {j['w']}, seed {j['seed']}, judged every {j['eval_every_steps']} steps; batch {r['batch']}; "
+            f"training budget per contender: "
+            f"{', '.join(str(c['name']) + ' ' + str(c.get('budget_min', r['budget_min'])) + ' min' for c in r['contenders'])}. With {10 * j['per_class']} samples one evaluation has a "
+            f"standard error of about {100 * (0.8 * 0.2 / (10 * j['per_class'])) ** 0.5:.1f} points near 80 %.", "",
+            _machine_line(r), "", time_to_quality.table(r), ""]
+    for c in r["contenders"]:
+        curve = ", ".join(f"{p['step']}: {p['class_agreement']:.0%}" for p in c["curve"])
+        out.append(f"- {c['name']} (step: agreement): {curve}")
+    return out + [""]
+
+
+def _section_sampling(results: dict) -> list[str]:
+    out, r = _start("Sampling: DDPM vs DDIM (after Song et al. 2021, Table 1)", results,
+                    "sampling_cpu" if "sampling_cpu" in results else "sampling_cuda", "sampling")
+    if r is None:
+        return out
+    for key in ("sampling_cpu", "sampling_cuda"):
+        if key not in results:
+            continue
+        r = results[key]
+        out += [f"Checkpoint `{r['checkpoint']}` (built by `{r['checkpoint_command']}`), x̂0 clipped, batch "
+                f"{r['batch']}, seed {r['seed']}; Fréchet distance in the shipped classifier's feature space against "
+                f"the {r['real_images']} test images. One network evaluation costs "
+                f"{r['gflop_per_forward_image']} GFLOP per image.", "", _machine_line(r), "",
+                sampling.table(r), ""]
+    return out
+
+
+def _section_course(results: dict) -> list[str]:
+    out, r = _start("Course run time (CPU)", results, "course_runtime_cpu", "course_runtime")
+    if r is None:
+        return out
+    out += [_machine_line(r), "", course_runtime.table(r), ""]
+    cfg16 = REPO / "course_utils" / "assets" / "cfg16.json"
+    if cfg16.exists():
+        m = json.loads(cfg16.read_text())
+        out += [f"Lesson 07 runs here in its fast mode (30 training steps, then the shipped `cfg16` is graded); the "
+                f"start page's figure is its full mode, the assessment training itself. That full run, as recorded "
+                f"beside `cfg16.pt`: {m.get('wall_time_s')} s on {m.get('threads')} CPU thread(s), measured while "
+                f"other jobs loaded the machine.", ""]
+    return out
+
+
+def _section_checkpoints() -> list[str]:
+    rows = []
+    for meta_path in sorted((REPO / "course_utils" / "assets").glob("*.json")):
+        pt = meta_path.with_suffix(".pt")
+        if not pt.exists():
+            continue
+        m = json.loads(meta_path.read_text())
+        seed = m.get("seed", (m.get("train_config") or {}).get("seed"))
+        rows.append([pt.name, m.get("command"), seed, m.get("wall_time_s"), m.get("threads"),
+                     f"{pt.stat().st_size / 1e6:.2f} MB", (m.get("sha256") or "")[:12]])
+    return ["## Shipped checkpoints", "",
+            "Loaded by lessons 04, 06 and 07 to skip training; sha256-checked at load. Rebuild one with its command.", "",
+            markdown_table(["file", "command", "seed", "training wall time (s)", "threads", "size", "sha256"], rows), ""]
+
+
+def _section_goals(results: dict) -> list[str]:
+    rows = []
+    ttq = results.get("time_to_quality_cpu")
+    if ttq:
+        ours = next((c for c in ttq["contenders"] if c["name"] == "ours"), None)
+        if ours and ours.get("speedup_vs_diffusers"):
+            v = ours["speedup_vs_diffusers"]
+            rows.append(["time to quality ≥ 2× diffusers (CPU)", f"{v}×", "met" if v >= 2 else "not met"])
+        elif ours and ours.get("speedup_vs_diffusers_at_least"):
+            v = ours["speedup_vs_diffusers_at_least"]
+            rows.append(["time to quality ≥ 2× diffusers (CPU)",
+                         f"≥ {v}× (diffusers did not reach the target within its budget)",
+                         "met" if v >= 2 else "open (budget too short to tell)"])
+        else:
+            rows.append(["time to quality ≥ 2× diffusers (CPU)", "ours did not reach the target", "not met"])
+        tuned = next((c for c in ttq["contenders"] if c["name"] == "diffusers-ourlr"), None)
+        if ours and ours.get("time_to_quality_s") and tuned and tuned.get("time_to_quality_s"):
+            for c in [c for c in ttq["contenders"] if c["name"].startswith("ours")]:
+                if c.get("time_to_quality_s"):
+                    v = round(tuned["time_to_quality_s"] / c["time_to_quality_s"], 2)
+                    rows.append([f"(no goal) {c['name']} ({c['amp']}) vs the tutorial loop given our lr and warm-up",
+                                 f"{v}×", "–"])
+    else:
+        rows.append(["time to quality ≥ 2× diffusers (CPU)", "not measured", "open"])
+    gpu = results.get("train_throughput_cuda")
+    for goal, key, need in (("GPU images/s ≥ 3× naive loop", "ours_vs_naive", 3.0),
+                            ("GPU images/s ≥ 1.5× diffusers", "ours_vs_diffusers", 1.5)):
+        if gpu:
+            v = gpu["ratios"][key]
+            rows.append([goal, f"{v}×", "met" if v >= need else "not met"])
+        else:
+            rows.append([goal, "not measured (no GPU)", "open"])
+    cpu = results.get("train_throughput_cpu")
+    if cpu:
+        rows.append(["CPU images/s vs diffusers (no goal set)", f"{cpu['ratios']['ours_vs_diffusers']}×", "–"])
+    return ["## Goals", "", GOALS_NOTE, "", markdown_table(["goal", "measured", "status"], rows), ""]
+
+
+def render(results: dict | None = None, path: Path | None = None) -> Path:
+    results = read_results() if results is None else results
+    lines = ["# Benchmarks", "",
+             "Generated by `python -m bench --render-only` from the measurement files in `bench/results/` "
+             "(`python -m bench` re-measures everything first; `./course.sh bench` also sets up the environment). "
+             "Every table names its machine, date and command. No figure here is typed by hand.", ""]
+    lines += _section_goals(results)
+    lines += _section_throughput(results)
+    lines += _section_ttq(results)
+    lines += _section_sampling(results)
+    lines += _section_course(results)
+    lines += _section_checkpoints()
+    path = path or REPO / "BENCHMARKS.md"
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {sorted(BENCHES)}")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every benchmark runs")
+    p.add_argument("--render-only", action="store_true")
+    a = p.parse_args(argv)
+    quick_dir = tempfile.mkdtemp(prefix="bench-quick-") if a.quick else None
+    if not a.render_only:
+        names = a.only.split(",") if a.only else list(BENCHES)
+        unknown = sorted(set(names) - set(BENCHES))
+        if unknown:
+            p.error(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHES)}")
+        for name in names:
+            print(f"== {name}", flush=True)
+            fn, args, quick_args = BENCHES[name]
+            args = [x.replace("{device}", a.device) for x in args]
+            fn(args + (quick_args + ["--out", quick_dir] if a.quick else []))
+    if a.quick:
+        print(f"quick mode: results in {quick_dir}; bench/results/ and BENCHMARKS.md left as they are "
+              "(quick figures are not measurements)")
+        return 0
+    print(f"wrote {render()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

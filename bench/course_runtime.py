@@ -1,0 +1,137 @@
+"""Course run time on this machine: each solution notebook's wall time in its CPU (fast) mode, and the
+instructor's grading time per submission.
+
+* Run time: ``jupyter nbconvert --execute`` of ``solutions/<lesson>/<lesson>.ipynb`` in a scratch copy of
+  its folder (kernel start-up included: what "Run All" costs a learner, give or take the browser).
+  Lessons pick CPU sizes by themselves on a machine without a GPU; lesson 07 runs with
+  ``COURSE_MODE=fast`` (a 30-step smoke run that grades the shipped ``cfg16`` checkpoint) because its
+  full mode is the ~15-minute assessment training.
+* Grading: ``course_utils.autograde`` (one sandboxed ``nbgrader autograde`` per student) on two
+  submissions per lesson — the solution notebook (every test runs to the end) and the untouched student
+  notebook (answers raise ``NotImplementedError``) — in a scratch course; seconds per submission and
+  the scores (solution = full marks is checked).
+
+    python -m bench.course_runtime                       # every lesson
+    python -m bench.course_runtime --lessons 02_forward_diffusion --no-grading
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from course_utils.environment import LESSONS
+from course_utils.utils import tool_env
+
+from .common import REPO, machine_info, markdown_table, write_result
+
+
+def lesson_env(lesson: str) -> dict:
+    """Extra environment of a lesson's CPU run (only lesson 07 needs one: its fast mode)."""
+    if lesson.startswith("07_"):
+        from course_utils.pretrained import checkpoint_path
+        return {"COURSE_MODE": "fast", "COURSE_ASSESSMENT_CHECKPOINT": str(checkpoint_path("cfg16")),
+                "COURSE_ASSESSMENT_OUT": str(Path(tempfile.gettempdir()) / "bench_lesson07_model.pt")}
+    return {}
+
+
+def execute(lesson: str, work: Path, timeout: int = 1800) -> float:
+    dst = work / "run" / lesson
+    if lesson == "00_start_here":                         # the start page is a single top-level notebook
+        dst.mkdir(parents=True)
+        shutil.copy2(REPO / "solutions" / f"{lesson}.ipynb", dst)
+    else:
+        shutil.copytree(REPO / "solutions" / lesson, dst,
+                        ignore=shutil.ignore_patterns("*.gif", "assessment_model.pt*", ".ipynb_checkpoints"))
+    env = tool_env({**lesson_env(lesson), "JUPYTER_DATA_DIR": str(work / "jupyter-data"),
+                    "COURSE_DATA_DIR": str(REPO / "data"), "PYTHONWARNINGS": "ignore"})
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                           f"--ExecutePreprocessor.timeout={timeout}", "--output", "executed.ipynb",
+                           f"{lesson}.ipynb"], cwd=dst, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{lesson} failed to execute:\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def grade(lesson: str, work: Path) -> list[dict]:
+    import os
+
+    from course_utils.autograde import grade_lesson
+
+    subs = work / "submissions" / lesson
+    subs.mkdir(parents=True)
+    shutil.copy2(REPO / "solutions" / lesson / f"{lesson}.ipynb", subs / "solution.ipynb")
+    shutil.copy2(REPO / "notebooks" / lesson / f"{lesson}.ipynb", subs / "blank.ipynb")
+    saved = dict(os.environ)
+    os.environ.update(lesson_env(lesson))
+    try:
+        results = grade_lesson(lesson, subs, course=REPO, out=work / "grading" / lesson, progress=lambda *_: None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return [{"submission": r.student, "score": r.score, "max_score": r.max_score, "seconds": round(r.seconds, 1),
+             "status": r.status} for r in results]
+
+
+def run(lessons: list[str], grading: bool = True) -> dict:
+    rows = []
+    claimed = {name: cpu for name, _title, _line, cpu, _gpu in LESSONS}
+    with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
+        work = Path(tmp)
+        for lesson in lessons:
+            row = {"lesson": lesson, "start_page_cpu_minutes": claimed.get(lesson)}
+            row["run_all_s"] = round(execute(lesson, work), 1)
+            print(f"  {lesson:<28} run all {row['run_all_s']:7.1f} s", flush=True)
+            if grading and lesson != "00_start_here":
+                row["grading"] = grade(lesson, work)
+                for g in row["grading"]:
+                    print(f"  {'':<28} autograde {g['submission']:<9} {g['score']:g}/{g['max_score']:g} "
+                          f"in {g['seconds']:.1f} s", flush=True)
+            rows.append(row)
+    return {"benchmark": "course_runtime", "machine": machine_info(torch.device("cpu")), "rows": rows}
+
+
+def table(result: dict) -> str:
+    rows = []
+    for r in result["rows"]:
+        g = {x["submission"]: x for x in r.get("grading", [])}
+        sol, blank = g.get("solution"), g.get("blank")
+        rows.append([r["lesson"], r["run_all_s"], r.get("start_page_cpu_minutes"),
+                     f"{sol['seconds']} s ({sol['score']:g}/{sol['max_score']:g})" if sol else None,
+                     f"{blank['seconds']} s ({blank['score']:g}/{blank['max_score']:g})" if blank else None])
+    return markdown_table(["lesson", "run all (s, CPU mode)", "start page says (min)",
+                           "autograde: solution", "autograde: blank notebook"], rows)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m bench.course_runtime", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lessons", default=None, help="comma-separated lesson folders (default: all, start page first)")
+    p.add_argument("--no-grading", action="store_true")
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    lessons = a.lessons.split(",") if a.lessons else ["00_start_here"] + [name for name, *_ in LESSONS]
+    for lesson in lessons:
+        if not (REPO / "solutions" / lesson / f"{lesson}.ipynb").exists() and lesson != "00_start_here":  # noqa: E501
+            raise SystemExit(f"no lesson {lesson!r} under solutions/")
+    t0 = time.perf_counter()
+    result = run(lessons, grading=not a.no_grading)
+    result["command"] = "python -m bench.course_runtime " + " ".join(argv)
+    result["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    print(table(result))
+    path = write_result("course_runtime_cpu", result, Path(a.out) if a.out else None)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The benchmark scripts (bench/): their FLOP counting, baselines and report logic, and a smoke run of each
+measuring script at tiny sizes. No test here checks a speed: the figures live in BENCHMARKS.md."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import require_data
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import __main__ as report  # noqa: E402
+from bench import baselines, common  # noqa: E402
+
+
+
+def test_flop_counter_matches_the_convolution_formula():
+    """FlopCounterMode's count equals 2·C_in·C_out·k²·H·W per image forward, and 3× that with backward
+    (input and weight gradients), computed here by hand."""
+    B, Cin, Cout, k, H = 3, 4, 8, 3, 10
+    conv = nn.Conv2d(Cin, Cout, k, padding=1, bias=False)
+    x = torch.randn(B, Cin, H, H, requires_grad=True)
+    fwd = 2 * Cin * Cout * k * k * H * H * B
+    assert common.count_flops(lambda: conv(x)) == fwd
+    assert common.count_flops(lambda: conv(x).sum().backward()) == 3 * fwd
+    lin = nn.Linear(16, 5)
+    assert common.count_flops(lambda: lin(torch.randn(7, 16))) == 2 * 7 * 16 * 5
+
+
+def test_markdown_table_and_results_round_trip(tmp_path):
+    text = common.markdown_table(["a", "b"], [[1, 0.123456], ["x", None], [2, 12345.6]])
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| x | – |", "| 2 | 12,346 |"]
+    common.write_result("demo_cpu", {"v": 1}, tmp_path)
+    assert common.read_results(tmp_path) == {"demo_cpu": {"v": 1}}
+    with pytest.raises(ValueError, match="warmup"):
+        common.timed_steps(lambda: None, torch.device("cpu"), warmup=0, steps=0)
+
+
+def test_diffusers_baseline_matches_our_parameter_count_and_plugs_into_our_samplers():
+    pytest.importorskip("diffusers")
+    from course_utils.diffusion import GaussianDiffusion
+    from course_utils.models import UNet, count_parameters
+    from course_utils.schedules import linear_betas
+
+    target = count_parameters(UNet(channels=(32, 64), num_classes=10))
+    widths, n = baselines.matched_diffusers_widths(target)
+    assert abs(n - target) / target < 0.05
+    assert n == sum(p.numel() for p in baselines.diffusers_unet(widths).parameters())
+    torch.manual_seed(0)
+    model = baselines.DiffusersEps(baselines.diffusers_unet((16, 32))).eval()
+    x = torch.randn(4, 1, 16, 16)
+    t = torch.tensor([0, 10, 500, 999])
+    y = torch.tensor([0, 3, 9, 10])
+    assert model(x, t, y).shape == x.shape
+    # the null class is the unconditional call, and guided sampling runs through the course's sampler
+    assert torch.allclose(model(x, t), model(x, t, torch.full((4,), 10)))
+    out = GaussianDiffusion(linear_betas(1000)).ddim_sample_loop(model, (4, 1, 16, 16), num_steps=2, y=y[:4] % 10,
+                                                                   w=2.0, progress=False)
+    assert out.shape == (4, 1, 16, 16) and torch.isfinite(out).all()
+
+
+def test_baseline_loops_take_optimiser_steps(fashion_data):
+    pytest.importorskip("diffusers")
+    from course_utils.diffusion import GaussianDiffusion
+    from course_utils.models import UNet
+    from course_utils.schedules import linear_betas
+
+    loader = baselines.fashion_mnist_loader(batch_size=8, image_size=16, limit=32)
+    x, y = next(iter(loader))
+    assert x.shape == (8, 1, 16, 16) and -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+    cpu = torch.device("cpu")
+    for loop in (baselines.DiffusersLoop((16, 32), loader, cpu, total_steps=10, warmup_steps=0, lr=1e-3),
+                 baselines.NaiveLoop(UNet(channels=(16, 32), num_classes=10), GaussianDiffusion(linear_betas(1000)),
+                                     loader, cpu)):
+        before = [p.detach().clone() for p in loop.model.parameters()]
+        for _ in range(5):                                        # 5 steps: more than one epoch of 4 batches
+            loop.step()
+        losses = loop.flush_losses()
+        assert len(losses) == 5 and all(torch.isfinite(torch.tensor(losses)))
+        assert any(not torch.equal(a, b) for a, b in zip(before, loop.model.parameters()))
+
+
+def _fake_results(speedup=None, at_least=None, gpu=None):
+    machine = {"date": "2026-11-23T00:00:00+00:00", "device": "cpu", "device_name": "test CPU", "torch_threads": 2,
+               "torch": "x", "diffusers": "y", "git_commit": "abc", "load_average_1min": 0.1}
+    row = {"params": 10, "batch": 4, "images_per_s": 100.0, "gflop_per_image": 0.1, "dtype": "fp32", "mfu": 0.1,
+           "note": ""}
+    tp = {"machine": machine, "command": "c", "wall_time_s": 1, "diffusers_widths": [16, 32],
+          "ratios": {"ours_vs_diffusers": 1.1, "ours_vs_naive": 1.2},
+          "rows": [{**row, "name": "diffusers UNet2DModel tutorial loop"},
+                   {**row, "name": "naive eager fp32 loop (our U-Net)"},
+                   {**row, "name": "ours: course_utils.train (default)", "images_per_s": 110.0}]}
+    curve = [{"step": 100, "train_s": 10.0, "class_agreement": 0.85}]
+    ours = {"name": "ours", "params": 10, "amp": "bf16", "lr": 2e-3, "judged": "EMA", "curve": curve,
+            "reached": curve[0], "train_s": 10.0, "time_to_quality_s": 10.0,
+            "speedup_vs_diffusers": speedup, "speedup_vs_diffusers_at_least": at_least}
+    base = {"name": "diffusers", "params": 11, "amp": "off", "lr": 1e-4, "judged": "raw", "train_s": 30.0,
+            "curve": [{"step": 100, "train_s": 30.0, "class_agreement": 0.5}], "reached": None,
+            "time_to_quality_s": None}
+    tuned = {**base, "name": "diffusers-ourlr", "lr": 2e-3, "train_s": 15.0, "reached": curve[0],
+             "curve": [{"step": 100, "train_s": 15.0, "class_agreement": 0.81}], "time_to_quality_s": 15.0}
+    ttq = {"machine": machine, "command": "c", "wall_time_s": 1, "target": 0.8, "batch": 4, "budget_min": 1,
+           "judge": {"per_class": 20, "ddim_steps": 20, "w": 2.0, "seed": 0, "eval_every_steps": 100},
+           "contenders": [ours, base, tuned]}
+    res = {"train_throughput_cpu": tp, "time_to_quality_cpu": ttq}
+    if gpu:
+        res["train_throughput_cuda"] = {**tp, "machine": {**machine, "device": "cuda", "device_name": "H100"},
+                                        "ratios": gpu}
+    return res
+
+
+def test_report_states_which_goals_are_met(tmp_path):
+    path = report.render(_fake_results(at_least=3.0), tmp_path / "B.md")
+    text = path.read_text()
+    assert "| time to quality ≥ 2× diffusers (CPU) | ≥ 3.0× (diffusers did not reach the target within its " \
+           "budget) | met |" in text
+    assert "| GPU images/s ≥ 3× naive loop | not measured (no GPU) | open |" in text
+    assert "**GPU: not measured.**" in text
+    assert "Not measured yet: run `python -m bench --only sampling`." in text
+    text = report.render(_fake_results(speedup=1.5, gpu={"ours_vs_naive": 3.2, "ours_vs_diffusers": 1.4}),
+                         tmp_path / "C.md").read_text()
+    assert "| time to quality ≥ 2× diffusers (CPU) | 1.5× | not met |" in text
+    assert "| (no goal) ours (bf16) vs the tutorial loop given our lr and warm-up | 1.5× | – |" in text
+    assert "| GPU images/s ≥ 3× naive loop | 3.2× | met |" in text
+    assert "| GPU images/s ≥ 1.5× diffusers | 1.4× | not met |" in text
+    assert "GPU: not measured" not in text
+
+
+def test_committed_report_is_rendered_from_the_committed_results(tmp_path):
+    """BENCHMARKS.md is exactly what `python -m bench --render-only` makes of bench/results/: no hand edits."""
+    rendered = report.render(None, tmp_path / "BENCHMARKS.md").read_text()
+    assert (REPO / "BENCHMARKS.md").read_text() == rendered
+
+
+def test_course_runtime_runs_lesson_07_in_its_fast_mode():
+    from bench import course_runtime
+    env = course_runtime.lesson_env("07_final_assessment")
+    assert env["COURSE_MODE"] == "fast" and Path(env["COURSE_ASSESSMENT_CHECKPOINT"]).exists()
+    assert course_runtime.lesson_env("02_forward_diffusion") == {}
+
+
+@pytest.mark.slow
+def test_measuring_scripts_run_at_tiny_sizes(tmp_path):
+    """Each measuring script end to end at tiny sizes, writing its JSON file (not a measurement)."""
+    require_data()
+    pytest.importorskip("diffusers")
+    from bench import sampling, train_throughput, time_to_quality
+
+    assert train_throughput.main(["--quick", "--no-variants", "--batch", "16", "--device", "cpu",
+                                  "--out", str(tmp_path)]) == 0
+    tp = json.loads((tmp_path / "train_throughput_cpu_quick.json").read_text())
+    assert {r["name"] for r in tp["rows"]} == {"diffusers UNet2DModel tutorial loop",
+                                               "naive eager fp32 loop (our U-Net)", "ours: course_utils.train (default)"}
+    assert all(r["images_per_s"] > 0 and r["gflop_per_image"] > 0 for r in tp["rows"])
+    assert sampling.main(["--samples", "6", "--ddpm-samples", "2", "--steps", "2", "--etas", "0,1", "--batch", "4",
+                          "--device", "cpu", "--out", str(tmp_path)]) == 0
+    sp = json.loads((tmp_path / "sampling_cpu.json").read_text())
+    assert [(r["sampler"], r["eta"], r["steps"], r["samples"]) for r in sp["rows"]] == [
+        ("DDIM", 0.0, 2, 6), ("DDIM", 1.0, 2, 6), ("DDPM", 1.0, 1000, 2)]
+    assert time_to_quality.main(["--limit", "512", "--budget-min", "0.01", "--eval-every", "3", "--per-class", "1",
+                                 "--ddim-steps", "2", "--contenders", "ours,diffusers", "--device", "cpu",
+                                 "--out", str(tmp_path)]) == 0
+    tq = json.loads((tmp_path / "time_to_quality_cpu.json").read_text())
+    assert [c["name"] for c in tq["contenders"]] == ["ours", "diffusers"]
+    assert all(c["curve"] and c["steps_run"] >= 3 for c in tq["contenders"])
