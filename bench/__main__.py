@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from . import course_runtime, sampling, time_to_quality, train_throughput
-from .common import REPO, RESULTS, markdown_table, read_results
+from .common import REPO, markdown_table, read_results
 
 # name → (main, its arguments, the extra arguments of a quick run)
 BENCHES = {

@@ -21,10 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["fashion_mnist_loader", "diffusers_unet", "DiffusersLoop", "NaiveLoop", "DiffusersEps",
+from course_utils.models import UNet, drop_labels
+
+__all__ = ["our_unet", "fashion_mnist_loader", "diffusers_unet", "DiffusersLoop", "NaiveLoop", "DiffusersEps",
            "matched_diffusers_widths"]
 
 NULL_CLASS = 10
+
+
+def our_unet() -> UNet:
+    """The course's class-conditional U-Net the benchmarks train: the shipped ``cfg16`` recipe's model."""
+    from course_utils.pretrained import RECIPES
+
+    return UNet(RECIPES["cfg16"].model)
 
 
 def fashion_mnist_loader(batch_size: int, image_size: int = 16, limit: int | None = None, seed: int = 0,
@@ -96,9 +105,7 @@ class _LoaderLoop:
         self._pending: list[torch.Tensor] = []
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor:
-        y = y.to(self.device)
-        drop = torch.rand(y.shape, device=self.device, generator=self.gen) < self.p_uncond
-        return torch.where(drop, torch.full_like(y, NULL_CLASS), y)
+        return drop_labels(y.to(self.device), self.p_uncond, NULL_CLASS, generator=self.gen)
 
     def flush_losses(self) -> list[float]:
         if self._pending:

@@ -66,11 +66,6 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
-def pick_device(name: str) -> torch.device:
-    from course_utils.utils import get_device
-    return get_device(name)
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

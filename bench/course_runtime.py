@@ -63,6 +63,7 @@ def execute(lesson: str, work: Path, timeout: int = 1800) -> float:
 
 def grade(lesson: str, work: Path) -> list[dict]:
     import os
+    from unittest import mock
 
     from course_utils.autograde import grade_lesson
 
@@ -70,13 +71,8 @@ def grade(lesson: str, work: Path) -> list[dict]:
     subs.mkdir(parents=True)
     shutil.copy2(REPO / "solutions" / lesson / f"{lesson}.ipynb", subs / "solution.ipynb")
     shutil.copy2(REPO / "notebooks" / lesson / f"{lesson}.ipynb", subs / "blank.ipynb")
-    saved = dict(os.environ)
-    os.environ.update(lesson_env(lesson))
-    try:
+    with mock.patch.dict(os.environ, lesson_env(lesson)):          # autograde's children inherit it
         results = grade_lesson(lesson, subs, course=REPO, out=work / "grading" / lesson, progress=lambda *_: None)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return [{"submission": r.student, "score": r.score, "max_score": r.max_score, "seconds": round(r.seconds, 1),
              "status": r.status} for r in results]
 
@@ -121,7 +117,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     lessons = a.lessons.split(",") if a.lessons else ["00_start_here"] + [name for name, *_ in LESSONS]
     for lesson in lessons:
-        if not (REPO / "solutions" / lesson / f"{lesson}.ipynb").exists() and lesson != "00_start_here":  # noqa: E501
+        if not (REPO / "solutions" / lesson / f"{lesson}.ipynb").exists() and lesson != "00_start_here":
             raise SystemExit(f"no lesson {lesson!r} under solutions/")
     t0 = time.perf_counter()
     result = run(lessons, grading=not a.no_grading)

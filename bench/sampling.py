@@ -22,7 +22,9 @@ from course_utils.data import load_fashion_mnist
 from course_utils.metrics import frechet_distance
 from course_utils.pretrained import load_pretrained
 
-from .common import count_flops, machine_info, markdown_table, pick_device, sync, write_result
+from course_utils.utils import get_device
+
+from .common import count_flops, machine_info, markdown_table, sync, write_result
 
 
 @torch.inference_mode()
@@ -47,7 +49,7 @@ def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 5
 
 def run(samples: int = 1000, ddpm_samples: int | None = None, steps=(10, 20, 50, 100), etas=(0.0, 1.0),
         batch: int = 500, seed: int = 0, device_name: str = "auto", threads: int | None = None) -> dict:
-    device = pick_device(device_name)
+    device = get_device(device_name)
     if threads:
         torch.set_num_threads(threads)
     model, diffusion, meta = load_pretrained("ddpm16", device=device)

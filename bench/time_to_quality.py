@@ -29,13 +29,14 @@ import torch
 
 from course_utils.data import load_fashion_mnist
 from course_utils.diffusion import GaussianDiffusion
-from course_utils.metrics import class_agreement
-from course_utils.models import UNet, count_parameters
+from course_utils.grading import assess_class_agreement
+from course_utils.models import count_parameters
 from course_utils.schedules import linear_betas
 from course_utils.train import TrainConfig, train
+from course_utils.utils import get_device
 
 from . import baselines
-from .common import machine_info, markdown_table, pick_device, write_result
+from .common import machine_info, markdown_table, write_result
 
 IMAGE_SIZE = 16
 
@@ -48,17 +49,11 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-@torch.inference_mode()
-def judge(eps_model, diffusion, per_class: int, w: float, ddim_steps: int, seed: int, device) -> float:
-    """Class agreement of ``per_class`` guided DDIM samples per class (x̂0 clipped), fixed seed."""
-    was = eps_model.training
-    eps_model.eval()
-    y = torch.arange(10, device=device).repeat_interleave(per_class)
-    g = torch.Generator(device=device).manual_seed(seed)
-    x = diffusion.ddim_sample_loop(eps_model, (y.shape[0], 1, IMAGE_SIZE, IMAGE_SIZE), num_steps=ddim_steps,
-                                   y=y, w=w, generator=g, progress=False, clip_x0=True)
-    eps_model.train(was)
-    return class_agreement(x.float().cpu(), y.cpu())
+def judge(eps_model, diffusion, args) -> float:
+    """Class agreement of ``args.per_class`` guided DDIM samples per class from a fixed seed (the course's
+    assessment helper; ``diffusion`` clips x̂0)."""
+    return assess_class_agreement(eps_model, diffusion, per_class=args.per_class, w=args.w, seed=args.seed,
+                                  num_steps=args.ddim_steps, image_size=IMAGE_SIZE).agreement
 
 
 class _Clock:
@@ -82,9 +77,8 @@ class _Clock:
 
 
 def run_ours(name, data, diffusion, device, args, amp: str) -> dict:
-    model = UNet(channels=(32, 64), num_classes=10)
-    clock = _Clock(name, args.target, args.budget_min * 60,
-                   lambda m: judge(m, diffusion, args.per_class, args.w, args.ddim_steps, args.seed, device))
+    model = baselines.our_unet()
+    clock = _Clock(name, args.target, args.budget_min * 60, lambda m: judge(m, diffusion, args))
     cfg = TrainConfig(steps=10 ** 6, batch_size=args.batch, lr=2e-3, warmup_steps=100, ema_decay=0.995,
                       seed=args.seed, device=str(device), amp=amp, log_every=args.eval_every, progress=False)
 
@@ -97,14 +91,13 @@ def run_ours(name, data, diffusion, device, args, amp: str) -> dict:
 
 
 def run_diffusers(name, diffusion, device, args, lr: float = 1e-4, warmup_steps: int = 500) -> dict:
-    n_ours = count_parameters(UNet(channels=(32, 64), num_classes=10))
+    n_ours = count_parameters(baselines.our_unet())
     widths, n = baselines.matched_diffusers_widths(n_ours, IMAGE_SIZE)
     loader = baselines.fashion_mnist_loader(args.batch, IMAGE_SIZE, limit=args.limit, seed=args.seed)
     total = 50 * len(loader)                                     # the tutorial's 50 epochs
     loop = baselines.DiffusersLoop(widths, loader, device, total_steps=total, seed=args.seed, lr=lr,
                                    warmup_steps=warmup_steps)
-    clock = _Clock(name, args.target, args.budget_min * 60,
-                   lambda m: judge(m, diffusion, args.per_class, args.w, args.ddim_steps, args.seed, device))
+    clock = _Clock(name, args.target, args.budget_min * 60, lambda m: judge(m, diffusion, args))
     train_s, step = 0.0, 0
     while True:
         t0 = time.perf_counter()
@@ -122,14 +115,12 @@ def run_diffusers(name, diffusion, device, args, lr: float = 1e-4, warmup_steps:
 
 
 def run(args) -> dict:
-    device = pick_device(args.device)
+    device = get_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=args.limit)
-    diffusion = GaussianDiffusion(linear_betas(1000)).to(device)
-    fast_amp = "bf16" if (device.type == "cuda" or cpu_has_native_bf16()) else "off"
-    if device.type == "cuda":
-        fast_amp = "auto"
+    diffusion = GaussianDiffusion(linear_betas(1000), clip_x0=True).to(device)   # samplers clip x̂0
+    fast_amp = "auto" if device.type == "cuda" else ("bf16" if cpu_has_native_bf16() else "off")
     out = {"benchmark": "time_to_quality", "machine": machine_info(device),
            "command": "python -m bench.time_to_quality " + " ".join(args.argv), "target": args.target,
            "judge": {"per_class": args.per_class, "w": args.w, "ddim_steps": args.ddim_steps, "eta": 0.0,

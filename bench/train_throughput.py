@@ -25,12 +25,13 @@ import torch
 
 from course_utils.data import load_fashion_mnist
 from course_utils.diffusion import GaussianDiffusion
-from course_utils.models import UNet, count_parameters
+from course_utils.models import count_parameters
 from course_utils.schedules import linear_betas
 from course_utils.train import TrainConfig, resolve_amp_dtype, train
+from course_utils.utils import get_device
 
 from . import baselines
-from .common import count_flops, machine_info, markdown_table, peak_flops, pick_device, timed_steps, write_result
+from .common import count_flops, machine_info, markdown_table, peak_flops, timed_steps, write_result
 
 IMAGE_SIZE = 16
 
@@ -47,8 +48,7 @@ def _ours(data, diffusion, device, batch, warmup, steps, **options) -> float:
     marks: dict[int, float] = {}
     cfg = TrainConfig(steps=warmup + steps, batch_size=batch, lr=2e-3, warmup_steps=100, seed=0,
                       device=str(device), log_every=warmup, progress=False, **options)
-    model = UNet(channels=(32, 64), num_classes=10)
-    result = train(model, diffusion, data, cfg, callbacks=[lambda s: marks.setdefault(s.step, s.elapsed)])
+    result = train(baselines.our_unet(), diffusion, data, cfg, callbacks=[lambda s: marks.setdefault(s.step, s.elapsed)])
     return steps * batch / (result.wall_time - marks[warmup])
 
 
@@ -60,7 +60,7 @@ def run(quick: bool = False, device_name: str = "auto", batch: int = 128, thread
         warmup: int | None = None, steps: int | None = None, variants: bool = True, repeats: int | None = None) -> dict:
     """Measure every contender ``repeats`` times, round-robin (drift of a shared machine hits all alike);
     the table reports the median images/s and the spread."""
-    device = pick_device(device_name)
+    device = get_device(device_name)
     if threads:
         torch.set_num_threads(threads)
     warmup = warmup or (2 if quick else 10)
@@ -69,7 +69,7 @@ def run(quick: bool = False, device_name: str = "auto", batch: int = 128, thread
     limit = 8 * batch if quick else None
     data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=limit)
     diffusion = GaussianDiffusion(linear_betas(1000))
-    ours_model = UNet(channels=(32, 64), num_classes=10)
+    ours_model = baselines.our_unet()
     n_ours = count_parameters(ours_model)
     widths, n_diff = baselines.matched_diffusers_widths(n_ours, IMAGE_SIZE)
 
@@ -90,7 +90,7 @@ def run(quick: bool = False, device_name: str = "auto", batch: int = 128, thread
     loader = baselines.fashion_mnist_loader(batch, IMAGE_SIZE, limit=limit)
     torch.manual_seed(0)
     diff = baselines.DiffusersLoop(widths, loader, device, total_steps=10 ** 6)
-    naive = baselines.NaiveLoop(UNet(channels=(32, 64), num_classes=10), diffusion, loader, device)
+    naive = baselines.NaiveLoop(baselines.our_unet(), diffusion, loader, device)
     cuda = device.type == "cuda"
     # (name, params, FLOPs per image, dtype for MFU, batch, note, measure() → images/s)
     contenders = [

@@ -45,10 +45,10 @@ def test_markdown_table_and_results_round_trip(tmp_path):
 def test_diffusers_baseline_matches_our_parameter_count_and_plugs_into_our_samplers():
     pytest.importorskip("diffusers")
     from course_utils.diffusion import GaussianDiffusion
-    from course_utils.models import UNet, count_parameters
+    from course_utils.models import count_parameters
     from course_utils.schedules import linear_betas
 
-    target = count_parameters(UNet(channels=(32, 64), num_classes=10))
+    target = count_parameters(baselines.our_unet())
     widths, n = baselines.matched_diffusers_widths(target)
     assert abs(n - target) / target < 0.05
     assert n == sum(p.numel() for p in baselines.diffusers_unet(widths).parameters())
