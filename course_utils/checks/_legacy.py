@@ -25,9 +25,9 @@ from typing import Callable
 
 import torch
 
-from .diffusion import GaussianDiffusion
-from .data import to_model_range
-from .schedules import linear_betas as _linear_betas, make_betas
+from ..diffusion import GaussianDiffusion
+from ..data import to_model_range
+from ..schedules import linear_betas as _linear_betas, make_betas
 
 __all__ = [
     "check_linear_betas",
@@ -592,7 +592,7 @@ def reference_small_unet(in_channels: int = 1, channels: tuple[int, int] = (32, 
     """
     from torch import nn
 
-    from .models import DownBlock, UpBlock
+    from ..models import DownBlock, UpBlock
 
     class SmallUNet(nn.Module):
         def __init__(self, in_channels: int = 1, channels: tuple[int, int] = (32, 64)):
@@ -683,7 +683,7 @@ def check_down_block(cls: Callable, in_ch: int = 8, out_ch: int = 16,
     :class:`~course_utils.models.DownBlock` (``conv`` = Sequential(conv, norm, GELU), ``down`` =
     ``Downsample``), the reference's weights are copied in and the outputs must agree.
     """
-    from .models import DownBlock as RefDown
+    from ..models import DownBlock as RefDown
 
     r = _Report("DownBlock")
     what = f"DownBlock({in_ch}, {out_ch})"
@@ -744,7 +744,7 @@ def check_up_block(cls: Callable, in_ch: int = 16, skip_ch: int = 8, out_ch: int
     and (B, skip_ch, 2H, 2W) → (B, out_ch, 2H, 2W); gradients must reach both x and the skip; with the
     package's :class:`~course_utils.models.UpBlock` layout, the outputs must agree with copied weights.
     """
-    from .models import UpBlock as RefUp
+    from ..models import UpBlock as RefUp
 
     r = _Report("UpBlock")
     what = f"UpBlock({in_ch}, {skip_ch}, {out_ch})"
@@ -800,7 +800,7 @@ def check_small_unet(cls: Callable, in_channels: int = 1, channels=(16, 32),
     resolutions and batch sizes, two up blocks that really use their skips (gradients), and, when its
     layout matches :func:`reference_small_unet`, the same outputs with copied weights.
     """
-    from .models import count_parameters
+    from ..models import count_parameters
 
     r = _Report("SmallUNet")
     channels = tuple(channels)
@@ -862,7 +862,7 @@ def check_count_parameters(fn: Callable) -> None:
     frozen and shared parameters."""
     from torch import nn
 
-    from .models import count_parameters
+    from ..models import count_parameters
 
     r = _Report("count_parameters")
     torch.manual_seed(0)
@@ -1154,7 +1154,7 @@ def check_posterior_mean_from_eps(fn: Callable, T: int = 10, schedule: str = "li
 # ----------------------------------------------------------------------------------------------
 def check_gaussian_kl(fn: Callable, shape=(4, 3), seed: int = 0, dtype: torch.dtype = torch.float64) -> None:
     """Check ``fn(mean1, var1, mean2, var2)`` against :func:`course_utils.diffusion.gaussian_kl`."""
-    from .diffusion import gaussian_kl
+    from ..diffusion import gaussian_kl
 
     r = _Report("gaussian_kl")
     m1, m2 = (torch.randn(shape, generator=_gen(seed + i)).to(dtype) for i in (0, 1))
@@ -1273,8 +1273,8 @@ def check_complete_the_square(fn: Callable, names=("beta_t", "abar_prev", "x_t",
 # ==============================================================================================
 from einops import rearrange as _rearrange  # noqa: E402
 
-from .models import Downsample as _Downsample, ResBlock as _ResBlock  # noqa: E402
-from .models import sinusoidal_embedding as _sinusoidal_embedding  # noqa: E402
+from ..models import Downsample as _Downsample, ResBlock as _ResBlock  # noqa: E402
+from ..models import sinusoidal_embedding as _sinusoidal_embedding  # noqa: E402
 
 
 def reference_add_time_embedding(h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -1954,7 +1954,7 @@ def check_conditional_model(model, max_parameters: int = 600_000, image_size: in
     Zero-initialised layers (the U-Net's ``conv_out``) make an untrained model output 0 for every label,
     so the label test runs on a copy whose all-zero parameters get small random values.
     """
-    from .models import UNetConfig, count_parameters
+    from ..models import UNetConfig, count_parameters
 
     r = _Report("build_model")
     if not isinstance(model, torch.nn.Module):
@@ -2012,7 +2012,7 @@ def check_guided_sample(fn: Callable, w: float = 2.0, num_steps: int = 8, batch:
     ``diffusion.ddim_sample_loop(model, shape, num_steps=num_steps, y=labels, w=w, generator=…)`` — DDIM
     (η = 0) with ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅) — on a small random conditional U-Net, same seed.
     """
-    from .models import UNet, UNetConfig
+    from ..models import UNet, UNetConfig
 
     r = _Report("guided_sample")
     torch.manual_seed(seed)
@@ -2054,8 +2054,8 @@ __all__ += ["check_linear_schedule", "check_cfg_loss", "check_conditional_model"
 # ==============================================================================================
 # Lesson 06: classifier-free guidance — the context mask, the guided ε, a guided sampler
 # ==============================================================================================
-from .diffusion import guided_eps as _guided_eps  # noqa: E402
-from .models import UNet as _UNet  # noqa: E402
+from ..diffusion import guided_eps as _guided_eps  # noqa: E402
+from ..models import UNet as _UNet  # noqa: E402
 
 __all__ += ["check_drop_labels", "check_guided_eps", "check_guided_sampler", "tiny_conditional_unet"]
 
@@ -2231,7 +2231,7 @@ def check_guided_sampler(fn: Callable, w: float = 2.0, y=3, num_steps: int = 10,
     reference is ``diffusion.ddim_sample_loop(model, x_T=x_T, num_steps=num_steps, y=y, w=w)`` on
     :func:`tiny_conditional_unet` with a linear schedule of T steps.
     """
-    from .schedules import linear_betas
+    from ..schedules import linear_betas
 
     r = _Report("guided sampler")
     model = tiny_conditional_unet(num_classes, seed)

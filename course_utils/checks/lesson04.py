@@ -1,0 +1,4 @@
+"""Checks for lesson 04 (being moved here from _legacy.py)."""
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,4 @@
+"""Checks for lesson 05 (being moved here from _legacy.py)."""
+from __future__ import annotations
+
+__all__: list[str] = []
