@@ -50,13 +50,13 @@ def test_every_case_gets_the_score_it_deserves_and_is_flagged(graded):
     for name, case in CASES.items():
         r = results[name]
         expected = case.expected
-        if name == "network_access" and "no network" not in r.sandbox:
-            expected = r.score            # network isolation unavailable here: nothing to assert
         ok_score = r.score == expected and r.max_score == TOTAL
         ok_flag = (case.flag is None and not r.flags) or (case.flag is not None and any(
             case.flag in f for f in r.flags))
         rows.append(f"| {name} | {case.what} | {case.expected:g} | {r.score:g} | {r.seconds:.1f} | "
                     f"{'; '.join(r.flags)[:160] or '–'} |")
+        if name == "network_access" and not _network_isolated(r):
+            continue                      # judged by test_network_access_is_refused (skipped there, with why)
         if not (ok_score and ok_flag):
             wrong.append(f"{name}: expected {case.expected:g} (flag {case.flag!r}), got {r.score:g} "
                          f"flags {r.flags} tests {r.tests}")
@@ -67,6 +67,21 @@ def test_every_case_gets_the_score_it_deserves_and_is_flagged(graded):
         + "\n".join(rows) + "\n")
     print("\n" + "\n".join(rows))
     assert not wrong, "\n".join(wrong)
+
+
+def _network_isolated(r) -> bool:
+    return "no network" in r.sandbox
+
+
+def test_network_access_is_refused(graded):
+    """The submission that opens a socket gets its deserved score, where the grader can cut the network."""
+    r = graded["results"]["network_access"]
+    if not _network_isolated(r):
+        pytest.skip(f"network isolation is unavailable on this machine (sandbox: {r.sandbox!r}); "
+                    "nothing to assert about the network case")
+    case = CASES["network_access"]
+    assert r.score == case.expected, f"network_access: expected {case.expected:g}, got {r.score:g}; {r.flags}"
+    assert case.flag is None or any(case.flag in f for f in r.flags), r.flags
 
 
 def test_summary_csv_lists_every_student_and_exercise(graded):
