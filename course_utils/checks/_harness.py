@@ -205,6 +205,21 @@ def call(fn: Callable, *args, **kwargs) -> dict:
     return {"value": plain(value) if error is None else None, "error": error, "notes": notes}
 
 
+def call_keep(fn: Callable, *args, **kwargs) -> tuple[dict, Any]:
+    """:func:`call`, plus the raw value it returned (``None`` after an error), for a run step that must
+    look further at it in the sandbox: a loss's ``requires_grad`` and ``backward()``, a model the learner
+    built. Only the outcome (plain values) may go into the run step's outputs."""
+    if not callable(fn):
+        return call(fn, *args, **kwargs), None
+    box: list = []
+
+    def keep(*a, **k):
+        box.append(fn(*a, **k))
+        return box[0]
+
+    return call(keep, *args, **kwargs), (box[0] if box else None)
+
+
 def call_twice(fn: Callable, make_args: Callable[[], tuple]) -> tuple[dict, dict]:
     """Two calls on fresh copies of the same arguments (``make_args()`` builds them): the "same inputs give
     the same output" probe; :func:`same_again` judges it."""
