@@ -394,12 +394,13 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def as_index(r: Report, v: Any, shown: str) -> int | None:
-    """An int timestep (or None) from the learner's answer; a bool, float or tensor of floats fails."""
+    """An int timestep (or None) from the learner's answer; a bool, float or tensor fails (the exercises
+    ask for a Python int: a one-element integer tensor is named as such, with the fix ``int(t)``)."""
     __tracebackhide__ = True  # noqa: F841
     if v is None:
         return None
     if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_floating_point() and v.dtype != torch.bool:
-        v = int(v.item())
+        r.fail(f"{shown} returned a tensor ({v!r}); return a Python int: int(t).")
     if isinstance(v, bool) or not isinstance(v, int):
         r.fail(f"{shown} should be an int timestep (or None); got {v!r} of type {type_name(v)}. "
                f"Convert with int(...).")
