@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .validation import is_int
+
 __all__ = ["load_dataset", "load_fashion_mnist", "to_model_range", "prepare", "data_roots", "iterate_batches",
            "FASHION_MNIST_CLASSES", "DataNotFoundError", "TensorDataset"]
 
@@ -208,7 +210,7 @@ def load_dataset(name: str = "fashion_mnist", train: bool = True, image_size: in
 
     if image_size not in SIZES:
         raise ValueError(f"image_size must be one of {SIZES}; got {image_size!r}.")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+    if limit is not None and (not is_int(limit) or limit <= 0):
         raise ValueError(f"limit must be a positive int or None; got {limit!r}.")
     base = prepare(root, name, download=download)
     x, y = _load_uint8(str(base), DATASETS[name], bool(train))
@@ -236,7 +238,7 @@ def iterate_batches(data: TensorDataset, batch_size: int, generator: torch.Gener
     The permutation is drawn with ``generator`` (on the CPU) for reproducibility.
     """
     n = len(data)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+    if not is_int(batch_size) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
     if drop_last and batch_size > n:
         raise ValueError(f"batch_size={batch_size} is larger than the data set ({n} images).")

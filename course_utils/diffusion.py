@@ -1,6 +1,6 @@
 """Gaussian diffusion: the forward process, its posterior, the DDPM and DDIM reverse steps and samplers.
 
-Conventions (see ../STYLE.md of the course):
+Conventions (see STYLE.md at the repository root):
 
 * Timesteps are **0-indexed**: ``t ∈ {0, …, T-1}`` as int64 of shape ``(B,)``. Index ``t`` is the
   paper's step ``t + 1``; ``alphas_cumprod_prev[0]`` is ᾱ_{-1} = 1 (no noise before the first step).
@@ -10,7 +10,6 @@ Conventions (see ../STYLE.md of the course):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Sequence
 
@@ -19,7 +18,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .schedules import check_betas
-from .validation import check_generator, check_labels as _check_labels
+from .validation import check_float_tensor as _check_tensor
+from .validation import check_generator, check_timesteps, is_int, is_number
+from .validation import check_labels as _check_labels
 
 __all__ = [
     "GaussianDiffusion", "extract", "classifier_free_guidance", "guided_eps", "gaussian_kl",
@@ -44,17 +45,6 @@ def extract(a: torch.Tensor, t: torch.Tensor, x_shape: Sequence[int]) -> torch.T
     """
     out = a.gather(0, t.to(a.device))
     return out.reshape(t.shape[0], *((1,) * (len(x_shape) - 1)))
-
-
-def _check_tensor(x, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(x).__name__}.")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor (e.g. float32); got dtype {x.dtype}. "
-                         f"Convert images with x.float() and scale them to [-1, 1].")
-    if x.ndim < 1:
-        raise ValueError(f"{name} must have a batch dimension, shape (B, ...); got a 0-d tensor.")
-    return x
 
 
 def _same_shape(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
@@ -88,7 +78,7 @@ def classifier_free_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w
 
 
 def _check_w(w) -> float:
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(float(w)):
+    if not is_number(w):
         raise ValueError(f"the guidance weight w must be a finite float (0 = no guidance); got {w!r}.")
     return float(w)
 
@@ -231,10 +221,6 @@ class GaussianDiffusion(nn.Module):
         # q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I)                 (Ho et al. 2020, eqs. 6–7)
         posterior_variance = betas64 * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
         reg("posterior_variance", posterior_variance)
-        # β̃_0 = 0; the log is clipped to β̃_1 as in Ho et al.'s code so it stays finite.
-        log_var = torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]])) \
-            if len(betas64) > 1 else torch.log(betas64)
-        reg("posterior_log_variance_clipped", log_var)
         reg("posterior_mean_coef1", betas64 * alphas_cumprod_prev.sqrt() / (1.0 - alphas_cumprod))
         reg("posterior_mean_coef2", (1.0 - alphas_cumprod_prev) * alphas.sqrt() / (1.0 - alphas_cumprod))
 
@@ -255,27 +241,9 @@ class GaussianDiffusion(nn.Module):
         return int(self.betas.shape[0])
 
     def _check_t(self, t, batch: int, name: str = "t", allow_minus_one: bool = False) -> torch.Tensor:
-        T = self.num_timesteps
-        if isinstance(t, bool):
-            raise ValueError(f"{name} must be an int or an int64 tensor of shape (B,); got a bool.")
-        if isinstance(t, int):
-            t = torch.full((batch,), t, dtype=torch.long)
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be an int or an int64 tensor of shape (B,); got {type(t).__name__}.")
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise ValueError(f"{name} must hold integer timesteps (int64); got dtype {t.dtype}. "
-                             f"Use torch.randint(0, T, (B,)) or t.long().")
-        if t.ndim == 0:
-            t = t.expand(batch)
-        if t.ndim != 1 or t.shape[0] != batch:
-            raise ValueError(f"{name} must have shape (B,) = ({batch},), one timestep per image; "
-                             f"got {tuple(t.shape)}.")
-        low = -1 if allow_minus_one else 0
-        if t.numel() and (int(t.min()) < low or int(t.max()) > T - 1):
-            bad = int(t.min()) if int(t.min()) < low else int(t.max())
-            raise ValueError(f"{name} must lie in [{low}, {T - 1}] (0-indexed: paper step 1 is index 0, "
-                             f"paper step T={T} is index {T - 1}); got {bad}.")
-        return t.to(device=self.betas.device, dtype=torch.long)
+        """``t`` as int64 (B,) on the schedule's device, in [0, T-1] (see :func:`course_utils.validation.check_timesteps`)."""
+        return check_timesteps(t, batch, self.num_timesteps, self.betas.device, name=name,
+                               allow_minus_one=allow_minus_one)
 
     def _extract(self, a: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return extract(a, t, x.shape).to(device=x.device, dtype=x.dtype)
@@ -467,7 +435,7 @@ class GaussianDiffusion(nn.Module):
         Returns:
             StepOutput(sample=x_{t_prev}, pred_x0=x̂0).
         """
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not (0.0 <= float(eta) < math.inf):
+        if not is_number(eta) or float(eta) < 0.0:
             raise ValueError(f"eta must be a finite float ≥ 0 (0 = deterministic DDIM, 1 = DDPM-like); got {eta!r}.")
         clip_x0 = self.clip_x0 if clip_x0 is None else bool(clip_x0)
         pred_x0 = self.predict_x0_from_eps(xt, t, eps)
@@ -526,7 +494,7 @@ class GaussianDiffusion(nn.Module):
         if x_T is not None:
             return _check_tensor(x_T, "x_T")
         if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2
-                or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+                or not all(is_int(s) and s > 0 for s in shape)):
             raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W); got {shape!r}.")
         like = torch.empty((), device=self.betas.device)
         return _randn(shape, like, generator)
@@ -538,7 +506,7 @@ class GaussianDiffusion(nn.Module):
         (end on the cleanest step); ``num_steps = T`` visits every step.
         """
         T = self.num_timesteps
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not (1 <= num_steps <= T):
+        if not is_int(num_steps) or not (1 <= num_steps <= T):
             raise ValueError(f"num_steps must be an int in [1, T={T}]; got {num_steps!r}.")
         if num_steps == 1:
             return [T - 1]
@@ -632,7 +600,7 @@ def blend_noise(x0: torch.Tensor, noise: torch.Tensor, level: float) -> torch.Te
     Returns:
         (B, C, H, W) noisy images, x0's dtype.
     """
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= float(level) <= 1.0:
+    if not is_number(level) or not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"level must be a float in [0, 1] (0 = clean, 1 = pure noise); got {level!r}.")
     if noise.shape != x0.shape:
         raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}; got {tuple(noise.shape)}.")

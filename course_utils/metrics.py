@@ -11,7 +11,7 @@
   image sets (FID with the course classifier instead of Inception; values are *not* comparable with
   published FID numbers, only with each other).
 * :func:`sha256_file`, :func:`write_sha256`, :func:`verify_sha256`: the hashing helpers of
-  :mod:`course_utils.utils`, re-exported here.
+  :mod:`course_utils.checkpoints`, re-exported here.
 
 Regenerate the shipped weights with ``python scripts/train_classifier.py`` (a few minutes on a CPU).
 """
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
+from .checkpoints import load_verified, sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
 
 __all__ = ["FashionClassifier", "load_classifier", "classify", "class_agreement",
            "class_agreement_per_class", "frechet_distance", "sha256_file", "write_sha256",
@@ -136,9 +136,8 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
     regenerate = TRAIN_CLASSIFIER_COMMAND
     if path.resolve() != DEFAULT_CLASSIFIER_PATH:
         regenerate += f" --out {path}"
-    verify_sha256(path, regenerate=regenerate)
     dev = get_device(device)
-    payload = torch.load(path, map_location=dev, weights_only=True)
+    payload = load_verified(path, map_location=dev, regenerate=regenerate)
     if not isinstance(payload, dict) or payload.get("format") != 1 or "state_dict" not in payload:
         raise ValueError(f"{path} is not a FashionClassifier checkpoint (expected keys format=1, config, "
                          f"state_dict). Regenerate it with `{regenerate}`.")

@@ -10,7 +10,7 @@ One :class:`UNet`, configured by one :class:`UNetConfig`:
   2021): a learned class embedding is added to the time embedding; label ``num_classes`` is the null
   class ∅, and :func:`drop_labels` replaces labels by ∅ during training.
 
-Conventions (see STYLE.md of the course): timesteps are 0-indexed, ``t ∈ {0, …, T-1}``, int64 of
+Conventions (see STYLE.md at the repository root): timesteps are 0-indexed, ``t ∈ {0, …, T-1}``, int64 of
 shape ``(B,)``; images are ``(B, C, H, W)`` in [-1, 1]; reshapes are einops patterns; misuse raises a
 ``ValueError`` that says what to do. Everything runs on a CPU.
 """
@@ -25,7 +25,7 @@ from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from .validation import check_generator, check_labels
+from .validation import as_batch_vector, check_generator, check_labels, is_int, is_number
 
 __all__ = [
     "UNetConfig", "UNet", "sinusoidal_embedding", "SinusoidalTimeEmbedding", "ResBlock", "Downsample",
@@ -39,14 +39,6 @@ UPSAMPLE_MODES = ("nearest", "convtranspose")
 # ----------------------------------------------------------------------------------------------
 # Configuration
 # ----------------------------------------------------------------------------------------------
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
 @dataclass
 class UNetConfig:
     """Hyper-parameters of :class:`UNet`; every default fits 16–32 px FashionMNIST on a laptop CPU."""
@@ -69,42 +61,42 @@ class UNetConfig:
         def bad(name: str, expected: str, value) -> ValueError:
             return ValueError(f"UNetConfig.{name} must be {expected}; got {value!r}.")
 
-        if not _is_int(self.in_channels) or self.in_channels < 1:
+        if not is_int(self.in_channels) or self.in_channels < 1:
             raise bad("in_channels", "a positive int (1 for grey-scale, 3 for RGB)", self.in_channels)
-        if self.out_channels is not None and (not _is_int(self.out_channels) or self.out_channels < 1):
+        if self.out_channels is not None and (not is_int(self.out_channels) or self.out_channels < 1):
             raise bad("out_channels", "None (= in_channels) or a positive int", self.out_channels)
         if isinstance(self.channels, list):
             self.channels = tuple(self.channels)
         if (not isinstance(self.channels, tuple) or len(self.channels) == 0
-                or not all(_is_int(c) and c > 0 for c in self.channels)):
+                or not all(is_int(c) and c > 0 for c in self.channels)):
             raise bad("channels", "a non-empty tuple of positive ints, one per resolution, e.g. (32, 64, 128)",
                       self.channels)
-        if not _is_int(self.norm_groups) or self.norm_groups < 1:
+        if not is_int(self.norm_groups) or self.norm_groups < 1:
             raise bad("norm_groups", "a positive int", self.norm_groups)
         odd = [c for c in self.channels if c % self.norm_groups]
         if odd:
             raise bad("channels", f"divisible by norm_groups={self.norm_groups} (GroupNorm splits channels "
                       f"into equal groups); {odd} are not", self.channels)
-        if not _is_int(self.num_res_blocks) or self.num_res_blocks < 1:
+        if not is_int(self.num_res_blocks) or self.num_res_blocks < 1:
             raise bad("num_res_blocks", "an int >= 1", self.num_res_blocks)
         for name in ("time_embedding", "attention"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "True or False", getattr(self, name))
-        if self.time_emb_dim is not None and (not _is_int(self.time_emb_dim) or self.time_emb_dim < 2
+        if self.time_emb_dim is not None and (not is_int(self.time_emb_dim) or self.time_emb_dim < 2
                                               or self.time_emb_dim % 2):
             raise bad("time_emb_dim", "None (= 4 * channels[0]) or an even int >= 2", self.time_emb_dim)
         if self.time_embedding and self.channels[0] % 2:
             raise bad("channels", "a tuple whose first entry is even when time_embedding=True (it is the "
                       "width of the sinusoidal embedding: a sin half and a cos half)", self.channels)
-        if self.num_classes is not None and (not _is_int(self.num_classes) or self.num_classes < 1):
+        if self.num_classes is not None and (not is_int(self.num_classes) or self.num_classes < 1):
             raise bad("num_classes", "None (unconditional) or an int >= 1", self.num_classes)
         if self.downsample not in DOWNSAMPLE_MODES:
             raise bad("downsample", f"one of {DOWNSAMPLE_MODES}", self.downsample)
         if self.upsample not in UPSAMPLE_MODES:
             raise bad("upsample", f"one of {UPSAMPLE_MODES}", self.upsample)
-        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+        if not is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", "a float in [0, 1)", self.dropout)
-        if not _is_number(self.class_dropout_prob) or not 0.0 <= self.class_dropout_prob < 1.0:
+        if not is_number(self.class_dropout_prob) or not 0.0 <= self.class_dropout_prob < 1.0:
             raise bad("class_dropout_prob", "a float in [0, 1) (1 would never show the model a label)",
                       self.class_dropout_prob)
 
@@ -155,7 +147,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
     Returns:
         (B, dim) float32 embedding on ``t``'s device.
     """
-    if not _is_int(dim) or dim < 2 or dim % 2:
+    if not is_int(dim) or dim < 2 or dim % 2:
         raise ValueError(f"the sinusoidal embedding needs an even dim >= 2 (a sin half and a cos half); "
                          f"got dim={dim!r}.")
     if not isinstance(t, torch.Tensor) or t.dtype == torch.bool or t.is_complex() or t.ndim != 1:
@@ -176,7 +168,7 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     def __init__(self, dim: int, max_period: float = 10000.0):
         super().__init__()
-        if not _is_int(dim) or dim < 2 or dim % 2:
+        if not is_int(dim) or dim < 2 or dim % 2:
             raise ValueError(f"SinusoidalTimeEmbedding needs an even dim >= 2 (a sin half and a cos half); "
                              f"got dim={dim!r}.")
         self.dim, self.max_period = dim, max_period
@@ -194,7 +186,7 @@ class SinusoidalTimeEmbedding(nn.Module):
 # ----------------------------------------------------------------------------------------------
 def _check_groups(name: str, groups: int, **chans: int) -> None:
     for k, c in chans.items():
-        if not _is_int(c) or c < 1:
+        if not is_int(c) or c < 1:
             raise ValueError(f"{name}: {k} must be a positive int; got {c!r}.")
         if c % groups:
             raise ValueError(f"{name}: {k}={c} must be divisible by groups={groups} (GroupNorm splits the "
@@ -320,7 +312,7 @@ class AttentionBlock(nn.Module):
     def __init__(self, channels: int, heads: int = 4, groups: int = 8):
         super().__init__()
         _check_groups("AttentionBlock", groups, channels=channels)
-        if not _is_int(heads) or heads < 1 or channels % heads:
+        if not is_int(heads) or heads < 1 or channels % heads:
             raise ValueError(f"AttentionBlock: heads={heads!r} must be a positive int dividing channels={channels}.")
         self.heads = heads
         self.norm = nn.GroupNorm(groups, channels)
@@ -518,17 +510,8 @@ class UNet(nn.Module):
         if t is None:
             raise ValueError("this U-Net has a time embedding (time_embedding=True): call model(x, t) with t "
                              "the (B,) int64 timesteps, 0-indexed in {0, …, T-1}.")
-        if isinstance(t, (int, float)) and not isinstance(t, bool):
-            return torch.full((B,), t, device=x.device,
-                              dtype=torch.long if isinstance(t, int) else torch.float32)
-        if not isinstance(t, torch.Tensor) or t.dtype == torch.bool or t.is_complex():
-            raise ValueError(f"t must be an int or a (B,) int64 tensor of timesteps; got "
-                             f"{getattr(t, 'dtype', type(t).__name__)}.")
-        if t.ndim == 0:
-            t = t.expand(B)
-        if t.shape != (B,):
-            raise ValueError(f"t must have shape (B,) = ({B},), one timestep per image; got {tuple(t.shape)}.")
-        return t.to(x.device)
+        return as_batch_vector(t, B, x.device, name="t", per="timestep", allow_float=True,
+                               type_error="t must be an int or a (B,) int64 tensor of timesteps; got {got}.")
 
     def _check_y(self, y, x: torch.Tensor) -> torch.Tensor | None:
         B, K = x.shape[0], self.config.num_classes
@@ -614,9 +597,9 @@ def drop_labels(y: torch.Tensor, p: float, null_class: int,
                          f"{getattr(y, 'dtype', type(y).__name__)}.")
     if y.ndim != 1:
         raise ValueError(f"y must have shape (B,); got {tuple(y.shape)}.")
-    if not _is_number(p) or not 0.0 <= p <= 1.0:
+    if not is_number(p) or not 0.0 <= p <= 1.0:
         raise ValueError(f"the label drop probability p must be a float in [0, 1]; got {p!r}.")
-    if not _is_int(null_class) or null_class < 0:
+    if not is_int(null_class) or null_class < 0:
         raise ValueError(f"null_class must be a non-negative int (model.null_class); got {null_class!r}.")
     check_generator(generator, y.device, what="y")
     y = y.to(torch.long).clone()

@@ -1,6 +1,6 @@
 """Shipped checkpoints that let lessons 04, 06 and 07 skip training, and the one command that makes them.
 
-Each checkpoint is a :func:`course_utils.train.save_checkpoint` file in ``course_utils/assets/`` with a
+Each checkpoint is a :func:`course_utils.checkpoints.save_checkpoint` file in ``course_utils/assets/`` with a
 ``.sha256`` sidecar (checked before ``torch.load(weights_only=True)``) and a ``.json`` record of the
 exact command, seed, machine, wall time and the quality figures measured right after training.
 
@@ -28,8 +28,10 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import load_checkpoint, save_checkpoint, sidecar_path
 from .models import UNet, UNetConfig
-from .train import TrainConfig, load_checkpoint, save_checkpoint, train
+from .train import TrainConfig, train
+from .validation import check_clip_x0
 
 __all__ = ["Recipe", "RECIPES", "checkpoint_path", "load_pretrained", "build", "BUILD_COMMAND"]
 
@@ -92,20 +94,23 @@ def checkpoint_path(name: str, directory: str | os.PathLike | None = None) -> Pa
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu", directory: str | os.PathLike | None = None,
-                    clip_x0: bool = True) -> tuple[UNet, "object", dict]:
+                    clip_x0: bool | None = None) -> tuple[UNet, "object", dict]:
     """Load a shipped checkpoint after checking its sha256.
 
     Args:
         name: a key of :data:`RECIPES` ("ddpm16" for lesson 04, "cfg16" for lessons 06 and 07).
         device: "cpu", "cuda", "auto", …
         directory: look there instead of the package's assets folder.
-        clip_x0: the schedule's samplers clip x̂0 to [-1, 1] (see :func:`course_utils.train.load_checkpoint`).
+        clip_x0: whether the schedule's samplers clip x̂0 to [-1, 1]; ``None`` (default): as the checkpoint
+            stores it, which for the shipped ``ddpm16`` and ``cfg16`` is ``True`` (they store nothing and get
+            :data:`course_utils.checkpoints.DEFAULT_CLIP_X0`); see :func:`course_utils.checkpoints.load_checkpoint`.
     Returns:
         (EMA model in eval mode, its GaussianDiffusion, the recorded meta dict).
     Raises:
         ValueError: unknown name, or the file does not match its sha256 (changed or corrupted).
         FileNotFoundError: the checkpoint is missing; the message gives the command that rebuilds it.
     """
+    check_clip_x0(clip_x0)
     path = checkpoint_path(name, directory)
     if not path.exists():
         raise FileNotFoundError(f"the checkpoint {path} is missing; rebuild it with `{BUILD_COMMAND} {name}` "
@@ -197,7 +202,7 @@ def build(name: str, directory: str | os.PathLike | None = None, progress: bool 
         meta["evaluation"] = evaluate(ema, diffusion.cpu(), r.image_size, r.eval_per_class)
         meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
     path = save_checkpoint(checkpoint_path(name, directory), ema, diffusion.cpu(), meta)
-    meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
+    meta["sha256"] = sidecar_path(path).read_text().split()[0]
     meta["file_bytes"] = path.stat().st_size
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
@@ -208,8 +213,6 @@ def _build_from_notebook(r: Recipe, directory, evaluate_after: bool, steps: int 
 
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor
-
-    from .train import load_checkpoint
 
     if steps:
         raise ValueError(f"--steps does not apply to {r.name!r}: its notebook {r.notebook} sets its own steps.")
@@ -253,8 +256,8 @@ def _build_from_notebook(r: Recipe, directory, evaluate_after: bool, steps: int 
         meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t1, 1)
     path = save_checkpoint(checkpoint_path(r.name, directory), model, diffusion, meta)
     produced.unlink(missing_ok=True)
-    Path(str(produced) + ".sha256").unlink(missing_ok=True)
-    meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
+    sidecar_path(produced).unlink(missing_ok=True)
+    meta["sha256"] = sidecar_path(path).read_text().split()[0]
     meta["file_bytes"] = path.stat().st_size
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
@@ -271,7 +274,7 @@ def reevaluate(name: str, directory: str | os.PathLike | None = None) -> Path:
     meta.pop("sha256", None)
     meta.pop("file_bytes", None)
     save_checkpoint(path, model, diffusion, meta)
-    meta["sha256"] = Path(str(path) + ".sha256").read_text().split()[0]
+    meta["sha256"] = sidecar_path(path).read_text().split()[0]
     meta["file_bytes"] = path.stat().st_size
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path

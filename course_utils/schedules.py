@@ -10,11 +10,13 @@ import math
 
 import torch
 
+from .validation import is_int
+
 __all__ = ["linear_betas", "cosine_betas", "check_betas", "make_betas"]
 
 
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, int):
+    if not is_int(T):
         raise ValueError(f"T (the number of diffusion steps) must be a positive int; got {T!r} "
                          f"of type {type(T).__name__}.")
     if T <= 0:

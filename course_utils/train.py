@@ -7,8 +7,8 @@
 * Seeded: the same config on the same machine gives the same weights.
 * Class-conditional models get classifier-free-guidance training: each label is replaced by the null
   class with probability ``p_uncond`` (:func:`course_utils.models.drop_labels`).
-* Checkpoints carry a sha256 sidecar and are loaded with ``torch.load(weights_only=True)`` only after
-  the hash matches.
+* Checkpoints (:mod:`course_utils.checkpoints`, re-exported here) carry a sha256 sidecar and are loaded
+  with ``torch.load(weights_only=True)`` only after the hash matches.
 * Multi-GPU (or multi-process CPU) with ``torchrun``, through DistributedDataParallel::
 
       torchrun --nproc_per_node=2 -m course_utils.train --steps 2000 --out runs/ddpm.pt
@@ -30,11 +30,12 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoints import load_checkpoint, save_checkpoint  # re-exported: checkpoints live there
 from .data import TensorDataset
 from .diffusion import GaussianDiffusion
 from .models import UNet, UNetConfig, drop_labels
 from .schedules import make_betas
-from .utils import get_device, set_seed, verify_sha256, write_sha256
+from .utils import get_device, set_seed
 
 __all__ = ["TrainConfig", "TrainState", "TrainResult", "train", "save_checkpoint", "load_checkpoint",
            "resolve_amp_dtype"]
@@ -254,76 +255,6 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
     model.eval()
     ema.module.eval()
     return TrainResult(model, ema.module, losses, wall, step * B * world / wall, cfg)
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, diffusion: GaussianDiffusion,
-                    meta: dict | None = None) -> Path:
-    """Save a model (its UNetConfig and weights) and its schedule, plus a ``.sha256`` sidecar.
-
-    Args:
-        path: the ``.pt`` file to write (folders are created).
-        model: a :class:`course_utils.models.UNet` (its ``config`` is saved to rebuild it).
-        diffusion: the schedule it was trained with (its betas are saved).
-        meta: plain JSON-like facts (command, seed, wall time, …) stored beside the weights.
-    Returns:
-        the path of the checkpoint.
-    """
-    if not isinstance(getattr(model, "config", None), UNetConfig):
-        raise ValueError("save_checkpoint needs a course_utils.models.UNet (it stores model.config).")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
-    payload = {
-        "format": 1,
-        "model_config": model.config.to_dict(),
-        "state_dict": state,
-        "betas": diffusion.betas.detach().to("cpu", torch.float64),
-        "variance": diffusion.variance,
-        "meta": json.loads(json.dumps(meta or {})),
-    }
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    write_sha256(path)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", clip_x0: bool = True
-                    ) -> tuple[UNet, GaussianDiffusion, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint` after checking its sha256.
-
-    Args:
-        path: the ``.pt`` file (its ``.sha256`` sidecar must match).
-        device: where the model and schedule go.
-        clip_x0: the returned schedule's samplers clip the predicted x̂0 to [-1, 1] at every step, as the
-            reference code of Ho et al. and Song et al. does when sampling; a small model trained for
-            minutes needs it for deterministic DDIM (its x̂0 at t = T-1 amplifies ε errors ~157×).
-            ``False`` gives the raw samplers.
-    Returns:
-        (model in eval mode, its GaussianDiffusion, the meta dict), on ``device``.
-    Raises:
-        ValueError: the file does not match its sha256 sidecar (changed or corrupted), or the sidecar
-            is missing, or the file is not a course checkpoint.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}.")
-    verify_sha256(path)
-    dev = get_device(device)
-    payload = torch.load(path, map_location=dev, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != 1 or "state_dict" not in payload:
-        raise ValueError(f"{path} is not a course_utils checkpoint (expected keys format=1, model_config, "
-                         "state_dict, betas).")
-    model = UNet(UNetConfig.from_dict(payload["model_config"])).to(dev)
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    diffusion = GaussianDiffusion(payload["betas"], variance=payload.get("variance", "beta_tilde"),
-                                  clip_x0=bool(clip_x0)).to(dev)
-    return model, diffusion, payload.get("meta", {})
 
 
 # ----------------------------------------------------------------------------------------------

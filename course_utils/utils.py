@@ -1,13 +1,14 @@
-"""Seeding, device choice, image grids, and sha256 sidecars for shipped weights."""
+"""Seeding, device choice, image grids; the sha256 sidecar helpers are re-exported from :mod:`course_utils.checkpoints`."""
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .checkpoints import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
 
 __all__ = ["set_seed", "get_device", "to_display", "make_grid", "show_images", "in_colab",
            "sha256_file", "write_sha256", "verify_sha256", "tool_env"]
@@ -109,68 +110,3 @@ def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=Non
     if title:
         ax.set_title(title)
     return ax
-
-
-# ----------------------------------------------------------------------------------------------
-# Hashing helpers (checkpoints and the metric's classifier)
-# ----------------------------------------------------------------------------------------------
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The sha256 of a file's bytes, as 64 lowercase hex digits (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_sha256(path: str | os.PathLike) -> Path:
-    """Write the sidecar ``PATH.sha256`` in ``sha256sum`` format (``<hex>  <file name>``).
-
-    ``cd DIR && sha256sum -c FILE.sha256`` checks it from a shell.
-
-    Returns:
-        the path of the sidecar.
-    """
-    path = Path(path)
-    side = _sidecar(path)
-    side.write_text(f"{sha256_file(path)}  {path.name}\n", encoding="utf-8")
-    return side
-
-
-def verify_sha256(path: str | os.PathLike, regenerate: str | None = None) -> str:
-    """Check a file against its ``PATH.sha256`` sidecar before anything unpickles it.
-
-    Args:
-        path: the file to check.
-        regenerate: the command that re-creates the file, quoted in the error message.
-    Returns:
-        the file's sha256 (hex) when it matches.
-    Raises:
-        FileNotFoundError: the file itself does not exist.
-        ValueError: the sidecar is missing or unreadable, or the hash differs (the file was changed or
-            corrupted); the message says how to re-create the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}.")
-    how = (f"Regenerate it with `{regenerate}`." if regenerate
-           else "Re-create it with the script that wrote it (it writes the sidecar too).")
-    side = _sidecar(path)
-    try:
-        fields = side.read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: its sha256 sidecar {side.name} is missing or unreadable ({type(err).__name__}), "
-                         f"so the file cannot be checked before loading. {how}") from None
-    expected = fields[0].lower() if fields else ""
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise ValueError(f"{side} does not hold a sha256 in sha256sum format ('<64 hex digits>  <file name>'). "
-                         f"{how}")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ValueError(f"{path} does not match its sha256 sidecar (expected {expected[:12]}…, got {actual[:12]}…): "
-                         f"the file was changed or corrupted, so it is not loaded. {how}")
-    return actual

@@ -111,12 +111,44 @@ def test_importing_the_package_needs_no_jupyter():
 WIDGET_API_7_AND_8 = {"IntSlider", "ToggleButtons", "Image", "HBox", "VBox", "Layout"}
 
 
+WIDGET_SOURCES = sorted(Path(sys.modules["course_utils.widgets"].__file__).parent.glob("*.py"))
+
+
 def test_uses_only_ipywidgets_api_common_to_7_and_8():
     """Colab ships ipywidgets 7.x: every `widgets.X` used must exist, with the same name, in 7.7 and 8."""
-    src = Path(sys.modules["course_utils.widgets"].__file__).read_text(encoding="utf-8")
-    used = {n.attr for n in ast.walk(ast.parse(src))
+    used = {n.attr for path in WIDGET_SOURCES for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "widgets"}
     assert used and used <= WIDGET_API_7_AND_8, used - WIDGET_API_7_AND_8
+
+
+def test_widget_modules_import_only_core_ipywidgets_matplotlib_and_the_package():
+    """No ipympl, bqplot, plotly, …: Colab's widget manager renders core ipywidgets only."""
+    allowed = {"__future__", "io", "dataclasses", "typing", "torch", "ipywidgets", "matplotlib", "IPython"}
+    assert len(WIDGET_SOURCES) >= 7, [p.name for p in WIDGET_SOURCES]        # _base, __init__, 5 lessons
+    for path in WIDGET_SOURCES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {(a.name if isinstance(n, ast.Import) else n.module or "").split(".")[0]
+                    for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                    and not getattr(n, "level", 0) for a in n.names}       # relative imports: the package
+        assert imported <= allowed, f"{path.name} imports {imported - allowed}"
+
+
+def test_package_re_exports_every_public_name_of_every_widget_module():
+    """`from course_utils.widgets import X` works for each X of each lesson module (and nothing is listed twice)."""
+    import importlib
+
+    import course_utils.widgets as package
+
+    modules = [p.stem for p in WIDGET_SOURCES if not p.stem.startswith("_")]
+    assert set(modules) == {"denoiser", "forward_diffusion", "posterior", "reverse_trajectory", "guidance"}
+    names = []
+    for m in modules:
+        mod = importlib.import_module(f"course_utils.widgets.{m}")
+        assert mod.__all__, m
+        for name in mod.__all__:
+            assert getattr(package, name) is getattr(mod, name), (m, name)
+        names += mod.__all__
+    assert sorted(package.__all__) == sorted(names) and len(set(names)) == len(names)
 
 
 # ------------------------------------------------------------------ lesson 03: the posterior explorer
@@ -280,7 +312,7 @@ def test_reverse_process_animation_writes_a_gif_and_html(tmp_path):
 
 
 def _strip_last(anim):
-    from course_utils.widgets import _trajectory_strips
+    from course_utils.widgets.reverse_trajectory import _trajectory_strips
 
     return _trajectory_strips(anim.trajectory)[0][-1].numpy()
 
