@@ -85,6 +85,9 @@ class Check:
         reference: the package's answer under the exercise's signature, where there is one (a test
             runs every check on it and expects ✓; a grader blocks it while the learner's code runs).
         doc: what the visible check checks (its ``__doc__``).
+        blocks: dotted names of the package functions that *are* this exercise's answer
+            (``"course_utils.diffusion.GaussianDiffusion.q_sample"``): the grader makes them raise while
+            the learner's code runs, so an answer cannot delegate to them.
     """
 
     name: str
@@ -93,6 +96,7 @@ class Check:
     judge: Callable[[dict, dict], None]
     reference: Callable | None = None
     doc: str = ""
+    blocks: tuple[str, ...] = ()
 
     def __call__(self, *subject, **params) -> None:
         __tracebackhide__ = True  # noqa: F841
