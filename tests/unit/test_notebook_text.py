@@ -57,3 +57,59 @@ def test_no_appeal_to_lecture_material(path):
            for line in appeals_to_lecture(cell.source)]
     assert not bad, "appeals to material the learner does not have (write the content out, or cite it " \
                     "once on a 'Source:' line):\n" + "\n".join(bad)
+
+
+# --- cross-references ----------------------------------------------------------------------------------
+# "section N", "Section N", "sections N and M", "sections N–M" and "§N" point at a heading "## N." of the
+# same notebook; "lesson NN", "lessons NN–MM", "lessons NN and MM" at an existing lesson folder
+# (solutions/NN_*/). A "§N" or "section N" within 40 characters after a citation ("et al", a year such as
+# 2020, "paper") is a section of that paper, not of the notebook, and is not checked.
+
+SECTION_REF = re.compile(r"(?:\b[Ss]ections?\s+|§\s*)(\d+)(?:\s*([–-]|and|to)\s*(\d+))?")
+LESSON_REF = re.compile(r"\b[Ll]essons?\s+(\d\d)(?:\s*([–-]|and|to)\s*(\d\d))?")
+CITATION = re.compile(r"et al|\b(?:19|20)\d\d\b|paper", re.IGNORECASE)
+HEADING = re.compile(r"^##\s+(\d+)\.", re.MULTILINE)
+LESSONS = {p.name[:2] for p in (REPO / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit()}
+
+
+def _numbers(first: str, sep: str | None, last: str | None) -> list[int]:
+    """"3" → [3]; "3 and 5" → [3, 5]; "3–5" or "3 to 5" → [3, 4, 5]."""
+    if last is None:
+        return [int(first)]
+    return [int(first), int(last)] if sep == "and" else list(range(int(first), int(last) + 1))
+
+
+def broken_references(markdown: list[str], lessons: set[str] = LESSONS) -> list[str]:
+    """The section and lesson references in these markdown cells that point at nothing."""
+    text = "\n".join(markdown)
+    headings = {int(n) for n in HEADING.findall(text)}
+    bad = []
+    for m in SECTION_REF.finditer(text):
+        if CITATION.search(text[max(0, m.start() - 40):m.start()]):
+            continue                                      # a section of a cited paper
+        bad += [f"{m.group(0)!r}: no heading '## {n}.'" for n in _numbers(*m.groups()) if n not in headings]
+    for m in LESSON_REF.finditer(text):
+        bad += [f"{m.group(0)!r}: no lesson {n:02d}" for n in _numbers(*m.groups()) if f"{n:02d}" not in lessons]
+    return bad
+
+
+def test_the_cross_reference_rule_itself():
+    md = ["## 1. One\n\ntext", "## 2. Two\n\nIn section 2, as in lesson 01 and lessons 01–02, §1; see §2."]
+    assert broken_references(md, lessons={"01", "02"}) == []
+    assert broken_references(md + ["In section 7 we train"], lessons={"01", "02"}) == ["'section 7': no heading '## 7.'"]
+    assert broken_references(md + ["Section 3 says"], lessons={"01", "02"}) == ["'Section 3': no heading '## 3.'"]
+    assert broken_references(md + ["sections 1–3"], lessons={"01", "02"}) == ["'sections 1–3': no heading '## 3.'"]
+    assert broken_references(md + ["the time input (lessons 03–04)"], lessons={"01", "02", "05"}) == \
+        ["'lessons 03–04': no lesson 03", "'lessons 03–04': no lesson 04"]
+    assert broken_references(md + ["as in §5"], lessons={"01", "02"}) == ["'§5': no heading '## 5.'"]
+    assert broken_references(md + ["lessons 01 and 03"], lessons={"01", "02"}) == ["'lessons 01 and 03': no lesson 03"]
+    # a paper's section is not the notebook's
+    assert broken_references(md + ["(Ho et al. 2020, §3.3)", "Ho et al. (§4)", "Nichol & Dhariwal (2021, §3.2)"]) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NOTEBOOK_IDS)
+def test_cross_references_point_at_something(path):
+    """Every "section N" names a heading "## N." of the notebook, every "lesson NN" an existing lesson."""
+    markdown = [c.source for c in _cells(path) if c.cell_type == "markdown"]
+    bad = broken_references(markdown)
+    assert not bad, "references to nothing:\n" + "\n".join(bad)
