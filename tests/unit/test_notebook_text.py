@@ -113,3 +113,73 @@ def test_cross_references_point_at_something(path):
     markdown = [c.source for c in _cells(path) if c.cell_type == "markdown"]
     bad = broken_references(markdown)
     assert not bad, "references to nothing:\n" + "\n".join(bad)
+
+
+# --- markdown tables -----------------------------------------------------------------------------------
+# Each table (a line starting with "|" followed by a delimiter row "|---|---|") is rendered through
+# nbconvert's own markdown renderer (what `jupyter nbconvert --to html` uses) and must come out as one
+# <table> whose every row has the header's number of cells. An unescaped "|" inside a cell — even inside
+# `code` or $math$ — adds a column: nbconvert then prints the whole table as raw text and JupyterLab
+# shifts the row's columns. Write \| or, in math, \mid.
+
+DELIMITER_ROW = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def markdown_tables(text: str) -> list[str]:
+    """The table blocks of a markdown text: header, delimiter row and the "|" lines that follow."""
+    lines, tables, i = text.splitlines(), [], 0
+    while i < len(lines) - 1:
+        if lines[i].lstrip().startswith("|") and DELIMITER_ROW.match(lines[i + 1]):
+            j = i + 2
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                j += 1
+            tables.append("\n".join(lines[i:j]))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def table_problems(table: str) -> list[str]:
+    """What is wrong with one markdown table once rendered (an empty list when nothing is)."""
+    from html.parser import HTMLParser
+
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.rows = 0, []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables += 1
+            elif tag == "tr":
+                self.rows.append(0)
+            elif tag in ("td", "th") and self.rows:
+                self.rows[-1] += 1
+
+    parser = Rows()
+    parser.feed(markdown2html_mistune(table + "\n"))
+    header = table.splitlines()[0]
+    if parser.tables != 1:
+        return [f"does not render as a table (a row's cell count differs from the header's?): {header!r}"]
+    return [f"row {k} has {n} cells, the header {parser.rows[0]}: {table.splitlines()[k + 1 if k else 0]!r}"
+            for k, n in enumerate(parser.rows) if n != parser.rows[0]]
+
+
+def test_the_table_rule_itself():
+    good = "| t | q |\n|---|---|\n| 1 | $q(x_t \\mid x_0)$ |\n| 2 | q(x_t \\| x_0) |"
+    assert markdown_tables("intro\n\n" + good + "\n\nafter") == [good]
+    assert table_problems(good) == []
+    for cell in ("q(x_t | x_0)", "`q(x_t | x_0)`", "$q(x_t | x_0)$"):
+        bad = f"| # | lesson |\n|---|---|\n| 01 | recap |\n| 02 | {cell} |"
+        assert table_problems(bad), cell
+    assert table_problems("| a | b |\n|---|---|\n| x |")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NOTEBOOK_IDS)
+def test_markdown_tables_render_with_every_row_complete(path):
+    bad = [f"cell {i}: {p}" for i, cell in enumerate(_cells(path)) if cell.cell_type == "markdown"
+           for table in markdown_tables(cell.source) for p in table_problems(table)]
+    assert not bad, "broken markdown tables:\n" + "\n".join(bad)
