@@ -3,9 +3,10 @@ instructor's grading time per submission.
 
 * Run time: ``jupyter nbconvert --execute`` of ``solutions/<lesson>/<lesson>.ipynb`` in a scratch copy of
   its folder (kernel start-up included: what "Run All" costs a learner, give or take the browser).
-  Lessons pick CPU sizes by themselves on a machine without a GPU; lesson 07 runs with
-  ``COURSE_MODE=fast`` (a 30-step smoke run that grades the shipped ``cfg16`` checkpoint) because its
-  full mode is the ~15-minute assessment training.
+  Lessons pick CPU sizes by themselves on a machine without a GPU; a lesson with a fast-mode environment
+  in the registry (``course_utils.lessons``: lesson 07's ``COURSE_MODE=fast``, a 30-step smoke run that
+  grades the shipped ``cfg16`` checkpoint, because its full mode is the ~15-minute assessment training)
+  runs with it. The lessons and the minutes the start page claims come from the registry too.
 * Grading: ``course_utils.autograde`` (one sandboxed ``nbgrader autograde`` per student) on two
   submissions per lesson — the solution notebook (every test runs to the end) and the untouched student
   notebook (answers raise ``NotImplementedError``) — in a scratch course; seconds per submission and
@@ -26,30 +27,31 @@ from pathlib import Path
 
 import torch
 
-from course_utils.environment import LESSONS
+from course_utils.lessons import LESSONS, START_PAGE
+from course_utils.lessons import get as get_lesson
 from course_utils.utils import tool_env
 
 from .common import REPO, machine_info, markdown_table, write_result
 
 
-def lesson_env(lesson: str) -> dict:
-    """Extra environment of a lesson's CPU run (only lesson 07 needs one: its fast mode)."""
-    if lesson.startswith("07_"):
-        from course_utils.pretrained import checkpoint_path
-        return {"COURSE_MODE": "fast", "COURSE_ASSESSMENT_CHECKPOINT": str(checkpoint_path("cfg16")),
-                "COURSE_ASSESSMENT_OUT": str(Path(tempfile.gettempdir()) / "bench_lesson07_model.pt")}
-    return {}
+def lesson_env(lesson: str, scratch: Path | None = None) -> dict:
+    """Extra environment of a lesson's CPU run: its registry fast mode (only lesson 07 has one), with its
+    scratch files in ``scratch`` (default: the temp dir). The tests' single-thread setting is not applied:
+    this measures a learner's run."""
+    if lesson == START_PAGE:
+        return {}
+    return get_lesson(lesson).environment(scratch)
 
 
 def execute(lesson: str, work: Path, timeout: int = 1800) -> float:
     dst = work / "run" / lesson
-    if lesson == "00_start_here":                         # the start page is a single top-level notebook
+    if lesson == START_PAGE:                              # the start page is a single top-level notebook
         dst.mkdir(parents=True)
         shutil.copy2(REPO / "solutions" / f"{lesson}.ipynb", dst)
     else:
         shutil.copytree(REPO / "solutions" / lesson, dst,
                         ignore=shutil.ignore_patterns("*.gif", "assessment_model.pt*", ".ipynb_checkpoints"))
-    env = tool_env({**lesson_env(lesson), "JUPYTER_DATA_DIR": str(work / "jupyter-data"),
+    env = tool_env({**lesson_env(lesson, work), "JUPYTER_DATA_DIR": str(work / "jupyter-data"),
                     "COURSE_DATA_DIR": str(REPO / "data"), "PYTHONWARNINGS": "ignore"})
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
@@ -71,7 +73,7 @@ def grade(lesson: str, work: Path) -> list[dict]:
     subs.mkdir(parents=True)
     shutil.copy2(REPO / "solutions" / lesson / f"{lesson}.ipynb", subs / "solution.ipynb")
     shutil.copy2(REPO / "notebooks" / lesson / f"{lesson}.ipynb", subs / "blank.ipynb")
-    with mock.patch.dict(os.environ, lesson_env(lesson)):          # autograde's children inherit it
+    with mock.patch.dict(os.environ, lesson_env(lesson, work)):    # autograde's children inherit it
         results = grade_lesson(lesson, subs, course=REPO, out=work / "grading" / lesson, progress=lambda *_: None)
     return [{"submission": r.student, "score": r.score, "max_score": r.max_score, "seconds": round(r.seconds, 1),
              "status": r.status} for r in results]
@@ -79,14 +81,14 @@ def grade(lesson: str, work: Path) -> list[dict]:
 
 def run(lessons: list[str], grading: bool = True) -> dict:
     rows = []
-    claimed = {name: cpu for name, _title, _line, cpu, _gpu in LESSONS}
+    claimed = {lesson.folder: lesson.cpu_label for lesson in LESSONS}
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
         work = Path(tmp)
         for lesson in lessons:
             row = {"lesson": lesson, "start_page_cpu_minutes": claimed.get(lesson)}
             row["run_all_s"] = round(execute(lesson, work), 1)
             print(f"  {lesson:<28} run all {row['run_all_s']:7.1f} s", flush=True)
-            if grading and lesson != "00_start_here":
+            if grading and lesson != START_PAGE:
                 row["grading"] = grade(lesson, work)
                 for g in row["grading"]:
                     print(f"  {'':<28} autograde {g['submission']:<9} {g['score']:g}/{g['max_score']:g} "
@@ -115,9 +117,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-grading", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
-    lessons = a.lessons.split(",") if a.lessons else ["00_start_here"] + [name for name, *_ in LESSONS]
+    lessons = a.lessons.split(",") if a.lessons else [START_PAGE] + [lesson.folder for lesson in LESSONS]
     for lesson in lessons:
-        if not (REPO / "solutions" / lesson / f"{lesson}.ipynb").exists() and lesson != "00_start_here":
+        if lesson != START_PAGE and lesson not in {x.folder for x in LESSONS}:
+            raise SystemExit(f"no lesson {lesson!r} in course_utils/lessons.py (folders: "
+                             f"{', '.join(x.folder for x in LESSONS)})")
+        if not (REPO / "solutions" / lesson / f"{lesson}.ipynb").exists() and lesson != START_PAGE:
             raise SystemExit(f"no lesson {lesson!r} under solutions/")
     t0 = time.perf_counter()
     result = run(lessons, grading=not a.no_grading)

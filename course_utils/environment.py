@@ -12,6 +12,8 @@ import platform
 import sys
 from dataclasses import dataclass
 
+from . import lessons as _lessons
+
 __all__ = ["Item", "environment_report", "print_environment_report", "LESSONS"]
 
 
@@ -23,22 +25,14 @@ class Item:
     fix: str = ""
 
 
-# (folder, title, one line, CPU minutes on a 2-core laptop, GPU minutes) — measured, see BENCHMARKS/README
-LESSONS = [
-    ("01_unet_recap", "U-Net recap", "the encoder–decoder with skips that every lesson builds on", "< 1", "< 1"),
-    ("02_forward_diffusion", "Forward diffusion", "β schedules, the noising loop, q(x_t | x_0) in one jump",
-     "< 1", "< 1"),
-    ("03_bayes_posterior", "Bayes posterior", "q(x_{t-1} | x_t, x_0) derived by completing the square",
-     "< 1", "< 1"),
-    ("04_training_sampling", "Training and sampling", "Algorithm 1 (L_simple) and Algorithm 2; DDPM vs DDIM",
-     "1–2", "< 1 (+ full training ≈ 2)"),
-    ("05_time_embeddings", "Time embeddings", "why the network needs t; sinusoidal embedding; ResBlocks",
-     "< 1", "< 1"),
-    ("06_conditioning_guidance", "Conditioning and guidance", "class labels, the null class, "
-     "classifier-free guidance", "1–2", "< 1"),
-    ("07_final_assessment", "Final assessment", "assemble, train a class-conditional model, pass the "
-     "classifier", "≈ 15 (training)", "≈ 2"),
-]
+# The lessons (folder, title, minutes, …) live in course_utils.lessons; LESSONS is kept here by its old name.
+LESSONS = _lessons.LESSONS
+
+
+def _training_note() -> str:
+    """The CPU warning's "lesson 07's training takes ≈ 15 min", from the lessons whose CPU time is training."""
+    return "; ".join(f"lesson {lesson.id}'s training takes {lesson.cpu_minutes} min"
+                     for lesson in LESSONS if lesson.cpu_is_training)
 
 
 def _version(module: str) -> str | None:
@@ -74,7 +68,7 @@ def environment_report() -> list[Item]:
                "nothing to do: every lesson has a CPU mode")
         items.append(Item("device", "warn", f"CPU only ({torch.get_num_threads()} threads) — lessons run in CPU "
                           "mode: 16 px images, short training runs, shipped checkpoints where a full run "
-                          "would take too long; lesson 07's training takes ≈ 15 min", fix))
+                          f"would take too long; {_training_note()}", fix))
     from .data import DataNotFoundError, load_fashion_mnist
     try:
         ds = load_fashion_mnist(train=False, image_size=16, limit=8)

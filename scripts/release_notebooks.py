@@ -8,7 +8,8 @@
     python scripts/release_notebooks.py --gradebook  # also record the lessons in gradebook.db
                                                    # (instructors: needed once before autograde)
 
-Works from any directory. What it does, per lesson folder ``solutions/<lesson>/``:
+Works from any directory. The lessons are those of the registry, :mod:`course_utils.lessons` (a folder of
+solutions/ that is not registered is reported). What it does, per lesson folder ``solutions/<lesson>/``:
 
 1. re-writes the "Open in Colab" badge and the Colab setup cell of each solution notebook (the cells
    tagged ``colab-badge`` / ``colab-setup``) from :mod:`course_utils.colab`, which holds the repository
@@ -17,6 +18,10 @@ Works from any directory. What it does, per lesson folder ``solutions/<lesson>/`
    the real gradebook is never touched and nbgrader finds ``nbgrader_config.py`` in its working
    directory), with this interpreter's ``bin/`` first on PATH;
 3. replaces ``notebooks/<lesson>/`` with the result.
+
+The start page (``solutions/00_start_here.ipynb``, not graded) gets its Colab cells and its lesson table
+(the markdown cell tagged ``lesson-table``, written from :func:`course_utils.lessons.start_page_markdown`)
+re-written in the solution too, and is copied to ``notebooks/`` without outputs.
 
 With ``--gradebook`` it first runs ``nbgrader generate_assignment <lesson> --force`` in the repository
 itself, which records every graded cell, its points and checksum in ``gradebook.db`` (what
@@ -46,10 +51,22 @@ CONFIG = REPO / "nbgrader_config.py"
 START_PAGE = "00_start_here.ipynb"      # not graded: solutions/00_start_here.ipynb → notebooks/00_start_here.ipynb
 
 
+def _registry():
+    sys.path.insert(0, str(REPO))
+    from course_utils import lessons as registry
+    return registry
+
+
 def lessons() -> list[str]:
-    """Every folder of solutions/ that holds a notebook, sorted."""
+    """The registered lessons' folders (course_utils.lessons), in order."""
+    return [lesson.folder for lesson in _registry().LESSONS]
+
+
+def unregistered() -> list[str]:
+    """Folders of solutions/ that hold a notebook but are not in the registry."""
+    known = set(lessons())
     return sorted(p.name for p in SOLUTIONS.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
+                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")) and p.name not in known)
 
 
 def sync_colab_cells(nb_path: Path, lesson: str, write: bool) -> bool:
@@ -73,8 +90,12 @@ def sync_colab_cells(nb_path: Path, lesson: str, write: bool) -> bool:
     return stale
 
 
+LESSON_TABLE_TAG = "lesson-table"      # the start page's markdown cell written from course_utils.lessons
+
+
 def release_start_page(check: bool) -> list[str]:
-    """The start page: Colab cells synced, outputs and run metadata cleared (nothing to hide in it)."""
+    """The start page: Colab cells and the lesson table synced (in the solution too, unless ``check``),
+    outputs and run metadata cleared in the student copy (nothing to hide in it)."""
     import nbformat
 
     sys.path.insert(0, str(REPO))
@@ -84,14 +105,24 @@ def release_start_page(check: bool) -> list[str]:
     if not src.exists():
         return []
     nb = nbformat.read(src, as_version=4)
-    want = {colab.BADGE_TAG: colab.badge_markdown(f"{NOTEBOOKS.name}/{START_PAGE}"),
-            colab.SETUP_TAG: colab.setup_cell_source()}
+    want = {colab.BADGE_TAG: (colab.badge_markdown(f"{NOTEBOOKS.name}/{START_PAGE}"),
+                              "stale Colab badge/setup cell (see course_utils/colab.py)"),
+            colab.SETUP_TAG: (colab.setup_cell_source(), "stale Colab badge/setup cell (see course_utils/colab.py)"),
+            LESSON_TABLE_TAG: (_registry().start_page_markdown(), "stale lesson table (see course_utils/lessons.py)")}
     problems = []
+    if not any(LESSON_TABLE_TAG in c.metadata.get("tags", []) for c in nb.cells):
+        problems.append(f"no markdown cell tagged {LESSON_TABLE_TAG!r} for the lesson table: {src}")
+    stale = False
     for cell in nb.cells:
-        for tag, source in want.items():
+        for tag, (source, what) in want.items():
             if tag in cell.metadata.get("tags", []) and cell.source != source:
-                problems.append(f"stale Colab badge/setup cell (see course_utils/colab.py): {src}")
+                problems.append(f"{what}: {src}")
                 cell.source = source
+                stale = True
+    if stale and not check:
+        nbformat.write(nb, src)
+        print(f"updated the generated cells of {src.relative_to(REPO)}")
+    for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         for key in ("execution", "ExecuteTime"):
@@ -105,7 +136,7 @@ def release_start_page(check: bool) -> list[str]:
     NOTEBOOKS.mkdir(exist_ok=True)
     target.write_text(text, encoding="utf-8")
     print(f"released {target.relative_to(REPO)}")
-    return []
+    return [p for p in problems if p.startswith("no markdown cell tagged")]
 
 
 def _ignored(name: str) -> bool:
@@ -200,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such lesson folder in {SOLUTIONS}: {', '.join(unknown)}")
 
-    problems: list[str] = []
+    problems: list[str] = [f"lesson folder not in the registry (add it to course_utils/lessons.py): {SOLUTIONS / n}"
+                           for n in unregistered() if not args.lessons or n in args.lessons]
     with tempfile.TemporaryDirectory(prefix="release-src-") as tmp_src:
         if args.check:
             # Work on copies with the Colab cells synced, so the check sees what a release would produce.

@@ -1,16 +1,25 @@
-"""The shared end-to-end tests of a graded lesson.
+"""The shared end-to-end tests of a graded lesson, as base classes a lesson's test class inherits.
 
-A lesson's test file declares a :class:`LessonSpec` and pulls in the standard tests::
+A lesson's test file builds its :class:`LessonSpec` from the registry (``course_utils.lessons``: the
+folder, the exercises and their points read from the notebook, the fast-mode environment) and inherits
+the standard tests::
 
-    SPEC = LessonSpec("02_forward_diffusion", exercises={"ex1-…": ("ex1-…-tests", 1), …}, one_right="ex5-…")
-    globals().update(lesson_tests(SPEC))
+    class TestLesson02(LessonTests):
+        spec = LessonSpec.from_registry("02", one_right="ex5-q-sample", visible_marker="check_q_sample")
 
-The standard tests: nbval executes the solution notebook (only tagged outputs are exempt, nothing is
-skipped); nbgrader autogrades, in a temporary course copy and in one run, the solution (full marks),
-the untouched student notebook (0, no crash), a submission with exactly one exercise right (exactly
-its points) and a copy whose nbgrader metadata was stripped; the solution's test cells are silent on
-stderr; generated feedback hides the hidden tests. The ``graded`` fixture is module-scoped, so each
-lesson is autograded once.
+        def test_something_of_lesson_02(self, graded): ...
+
+The standard tests (:class:`LessonTests`): nbval executes the solution notebook (only tagged outputs are
+exempt, nothing is skipped); nbgrader autogrades, in a temporary course copy and in one run, the solution
+(full marks), the untouched student notebook (0, no crash), a submission with exactly one exercise right
+(exactly its points) and a copy whose nbgrader metadata was stripped; the solution's test cells are silent
+on stderr; generated feedback hides the hidden tests. The ``graded`` fixture is class-scoped and each
+lesson has one test class, so each lesson is autograded once per run (and, with ``--dist loadfile``, in
+one worker).
+
+:class:`CellTests` adds direct runs of every test cell on the solution and on the lesson's classic
+mistakes (class attributes ``mistakes``, ``context``, ``skip``); its ``pytest_generate_tests`` hook
+parametrises them from the class's own ``spec`` and ``mistakes``.
 """
 from __future__ import annotations
 
@@ -55,6 +64,19 @@ class LessonSpec:
     needs_data: bool = True
     extra_submissions: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_registry(cls, lesson_id: str, **kwargs) -> "LessonSpec":
+        """The spec of a registered lesson: its folder, its exercises and points (read from the solution
+        notebook), whether it needs the data, and its fast-mode and test environment; ``kwargs`` give the
+        test's own choices (``one_right``, ``visible_marker``, ``extra_submissions``, …) and may add to
+        ``env``."""
+        from course_utils import lessons
+
+        lesson = lessons.get(lesson_id)
+        env = {**lesson.environment(tests=True), **kwargs.pop("env", {})}
+        return cls(lesson=lesson.folder, exercises=lesson.exercises(REPO), needs_data=lesson.needs_data,
+                   env=env, **kwargs)
 
     @property
     def solution(self) -> Path:
@@ -178,17 +200,22 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
                 log=proc.stdout + proc.stderr, release=release, seconds=seconds)
 
 
-def lesson_tests(spec: LessonSpec) -> dict:
-    """The standard tests of a lesson, as a dict to merge into the test module's globals."""
+class LessonTests:
+    """The standard tests of one lesson; a lesson's test class sets ``spec`` (a :class:`LessonSpec`)."""
 
-    @pytest.fixture(scope="module")
-    def graded(tmp_path_factory):
+    spec: LessonSpec
+
+    @pytest.fixture(scope="class")
+    def graded(self, request, tmp_path_factory):
+        """The lesson autograded once (class scope: one test class per lesson)."""
+        spec = request.cls.spec
         if spec.needs_data:
             require_data()
         return autograde(spec, tmp_path_factory.mktemp(spec.lesson))
 
-    def test_solution_notebook_runs_under_nbval(tmp_path):
+    def test_solution_notebook_runs_under_nbval(self, tmp_path):
         """nbval executes the solution notebook and compares every output not tagged nbval-ignore-output."""
+        spec = self.spec
         if spec.needs_data:
             require_data()
         proc = subprocess.run(
@@ -198,23 +225,25 @@ def lesson_tests(spec: LessonSpec) -> dict:
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
         assert re.search(r"\b\d+ passed\b", proc.stdout) and "failed" not in proc.stdout
 
-    def test_varying_outputs_are_marked_not_skipped():
+    def test_varying_outputs_are_marked_not_skipped(self):
         """Only outputs that vary are exempt from comparison, and no cell is skipped."""
-        nb = nbformat.read(spec.solution, as_version=4)
+        nb = nbformat.read(self.spec.solution, as_version=4)
         tags = [set(c.metadata.get("tags", [])) for c in nb.cells if c.cell_type == "code"]
         assert not any({"nbval-skip", "NBVAL_SKIP"} & t for t in tags)
         ignored = sum("nbval-ignore-output" in t for t in tags)
-        assert ignored <= spec.max_ignored_outputs < len(tags) - ignored
+        assert ignored <= self.spec.max_ignored_outputs < len(tags) - ignored
         assert not any("NBVAL" in c.source for c in nb.cells)          # learners never see the markers
 
-    def test_solution_submission_scores_full_marks(graded):
+    def test_solution_submission_scores_full_marks(self, graded):
+        spec = self.spec
         score, max_score = graded["totals"]["solution"]
         assert max_score == spec.total
         assert score == spec.total
         for answer, (test_id, points) in spec.exercises.items():
             assert graded["scores"]["solution"][test_id] == points, test_id
 
-    def test_untouched_student_notebook_scores_zero_without_crashing(graded):
+    def test_untouched_student_notebook_scores_zero_without_crashing(self, graded):
+        spec = self.spec
         assert graded["totals"]["blank"] == (0, spec.total)
         blank = graded["scores"]["blank"]
         test_ids = [t for t, _ in spec.exercises.values()]
@@ -226,14 +255,15 @@ def lesson_tests(spec: LessonSpec) -> dict:
                 assert len(errors) == 1, cell.metadata["nbgrader"]["grade_id"]
                 assert errors[0].ename in ("AssertionError", "NameError", "NotImplementedError")
 
-    def test_one_exercise_right_scores_exactly_its_points(graded):
+    def test_one_exercise_right_scores_exactly_its_points(self, graded):
+        spec = self.spec
         scores = graded["scores"]["one_right"]
         test_id, points = spec.exercises[spec.one_right]
         assert graded["totals"]["one_right"] == (points, spec.total)
         assert {t: scores[t] for t, _ in spec.exercises.values()} == \
             {t: (p if t == test_id else 0) for t, p in spec.exercises.values()}
 
-    def test_test_cells_are_silent_on_stderr(graded):
+    def test_test_cells_are_silent_on_stderr(self, graded):
         """nbgrader scores a test cell 0 if anything reaches stderr, so the solution run must write none."""
         for cell in graded["autograded"]["solution"].cells:
             if cell.cell_type != "code":
@@ -242,7 +272,7 @@ def lesson_tests(spec: LessonSpec) -> dict:
                    or (o.output_type == "stream" and o.name == "stderr")]
             assert not bad, (cell.source[:200], bad)
 
-    def test_stripped_submission_is_detected(graded):
+    def test_stripped_submission_is_detected(self, graded):
         """nbgrader grades a metadata-stripped copy silently to 0; course_utils.grading flags it."""
         from course_utils.grading import check_submitted
 
@@ -252,14 +282,13 @@ def lesson_tests(spec: LessonSpec) -> dict:
         assert results["stripped"].stripped and not results["stripped"].ok
         assert all(results[s].ok for s in ("solution", "blank", "one_right"))
 
-    def test_feedback_hides_hidden_tests(graded):
+    def test_feedback_hides_hidden_tests(self, graded):
+        spec = self.spec
         course, env = graded["course"], graded["env"]
         nbgrader(["generate_feedback", spec.lesson, "--student", "one_right", "--force"], course, env)
         html = (course / "feedback" / "one_right" / spec.lesson / f"{spec.lesson}.html").read_text(encoding="utf-8")
         assert spec.visible_marker in html                     # the visible tests are there
         assert "HIDDEN TESTS" not in html
-
-    return {name: obj for name, obj in locals().items() if name.startswith("test_") or name == "graded"}
 
 
 # ---------------------------------------------------------------- direct runs of the test cells
@@ -301,37 +330,49 @@ def run_test_cell(cells: dict, exercises: dict, answer_id: str, old: str | None 
     return ns
 
 
-def cell_tests(spec: LessonSpec, mistakes: dict, context: str = "none", skip: tuple[str, ...] = ()) -> dict:
+class CellTests:
     """Direct runs of every test cell: the solution passes each one silently, and each classic mistake
     (``mistakes[name] = (answer grade_id, old, new, caught by the visible half too?)``) is caught by the
-    test cell — by its visible half exactly when the fourth field says so."""
+    test cell — by its visible half exactly when the fourth field says so.
 
-    @pytest.fixture(scope="module")
-    def cells():
-        nb = nbformat.read(spec.solution, as_version=4)
+    A lesson's test class sets ``spec`` and ``mistakes``, and ``context`` / ``skip`` as in
+    :func:`run_test_cell`; ``pytest_generate_tests`` below parametrises ``answer_id`` and ``mistake``.
+    """
+
+    spec: LessonSpec
+    mistakes: dict = {}
+    context: str = "none"
+    skip: tuple[str, ...] = ()
+
+    def pytest_generate_tests(self, metafunc):
+        cls = metafunc.cls
+        if "answer_id" in metafunc.fixturenames:
+            metafunc.parametrize("answer_id", [a for a in cls.spec.exercises if a not in cls.skip])
+        if "mistake" in metafunc.fixturenames:
+            metafunc.parametrize("mistake", list(cls.mistakes))
+
+    @pytest.fixture(scope="class")
+    def cells(self, request):
+        """grade_id → cell of the solution notebook."""
+        nb = nbformat.read(request.cls.spec.solution, as_version=4)
         return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
 
-    def run(cells, answer_id, old=None, new=None, hidden=True):
-        return run_test_cell(cells, spec.exercises, answer_id, old, new, hidden, context, skip)
+    def run(self, cells, answer_id, old=None, new=None, hidden=True):
+        return run_test_cell(cells, self.spec.exercises, answer_id, old, new, hidden, self.context, self.skip)
 
-    @pytest.mark.parametrize("answer_id", [a for a in spec.exercises if a not in skip])
-    def test_solution_passes_every_test_cell(cells, answer_id, capsys):
-        run(cells, answer_id)
+    def test_solution_passes_every_test_cell(self, cells, answer_id, capsys):
+        self.run(cells, answer_id)
         out = capsys.readouterr()
         assert out.err == "" and "✗" not in out.out and "✓" in out.out
 
-    @pytest.mark.parametrize("name", list(mistakes))
-    def test_hidden_tests_catch_the_classic_mistakes(cells, name, capsys):
-        answer_id, old, new, visible_catches = mistakes[name]
+    def test_hidden_tests_catch_the_classic_mistakes(self, cells, mistake, capsys):
+        answer_id, old, new, visible_catches = self.mistakes[mistake]
         with pytest.raises(AssertionError):
-            run(cells, answer_id, old, new)
+            self.run(cells, answer_id, old, new)
         capsys.readouterr()
         if visible_catches:
             with pytest.raises(AssertionError):
-                run(cells, answer_id, old, new, hidden=False)
+                self.run(cells, answer_id, old, new, hidden=False)
         else:                                                 # only the hidden tests see it
-            run(cells, answer_id, old, new, hidden=False)
+            self.run(cells, answer_id, old, new, hidden=False)
         assert capsys.readouterr().err == ""
-
-    return {"cells": cells, "test_solution_passes_every_test_cell": test_solution_passes_every_test_cell,
-            "test_hidden_tests_catch_the_classic_mistakes": test_hidden_tests_catch_the_classic_mistakes}

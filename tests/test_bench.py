@@ -138,11 +138,19 @@ def test_committed_report_is_rendered_from_the_committed_results(tmp_path):
     assert (REPO / "BENCHMARKS.md").read_text() == rendered
 
 
-def test_course_runtime_runs_lesson_07_in_its_fast_mode():
+def test_course_runtime_runs_lesson_07_in_its_fast_mode(tmp_path):
     from bench import course_runtime
+    from course_utils import lessons
     env = course_runtime.lesson_env("07_final_assessment")
     assert env["COURSE_MODE"] == "fast" and Path(env["COURSE_ASSESSMENT_CHECKPOINT"]).exists()
     assert course_runtime.lesson_env("02_forward_diffusion") == {}
+    # the registry's fast mode, scratch files in the run's own folder, without the tests' thread setting
+    env = course_runtime.lesson_env("07_final_assessment", tmp_path)
+    assert env == lessons.get("07").environment(tmp_path)
+    assert Path(env["COURSE_ASSESSMENT_OUT"]).parent == tmp_path
+    assert course_runtime.lesson_env("04_training_sampling") == {} and course_runtime.lesson_env("00_start_here") == {}
+    with pytest.raises(ValueError, match="no lesson '99_nothing'"):
+        course_runtime.lesson_env("99_nothing")
 
 
 @pytest.mark.slow

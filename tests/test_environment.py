@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from course_utils import environment
+from course_utils import lessons as registry
 from course_utils.data import DataNotFoundError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,9 @@ def test_no_gpu_says_what_changes(monkeypatch):
     monkeypatch.setattr("course_utils.utils.get_device", lambda d="auto": torch.device("cpu"))
     dev = {it.name: it for it in environment.environment_report()}["device"]
     assert dev.status == "warn" and "CPU mode" in dev.detail and "16 px" in dev.detail
+    # the long CPU step is the registry's: lesson 07's training, with the minutes the start page states
+    assert dev.detail.endswith("lesson 07's training takes ≈ 15 min")
+    assert environment.LESSONS is registry.LESSONS
 
 
 def test_start_page_lists_every_lesson_with_times_and_links():
@@ -46,12 +50,22 @@ def test_start_page_lists_every_lesson_with_times_and_links():
     lessons = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
     listed = re.findall(r"\]\((\d\d_[a-z_]+)/\1\.ipynb\)", text)
     assert set(lessons) <= set(listed), f"lessons missing from the start page: {set(lessons) - set(listed)}"
-    assert [f for f, *_ in environment.LESSONS] == listed
+    assert [lesson.folder for lesson in environment.LESSONS] == listed
     for folder in lessons:
         assert (REPO / "notebooks" / folder / f"{folder}.ipynb").exists()
     assert "CPU (min)" in text and "GPU (min)" in text
     assert nb.cells[0].metadata.get("tags") == ["colab-badge"] and "notebooks/00_start_here.ipynb" in nb.cells[0].source
     assert "colab-setup" in nb.cells[1].metadata.get("tags", [])
+
+
+def test_start_page_text_agrees_with_its_table():
+    """The prose once said "a few minutes each" next to a table of "< 1": it now states the table's bound."""
+    text = "\n".join(c.source for c in nbformat.read(START, as_version=4).cells if c.cell_type == "markdown")
+    assert "a few minutes each" not in text
+    assert "Lessons 01–06 each run top to bottom in under two minutes on a CPU, most in under one" in text
+    bounds = {lesson.cpu_minutes for lesson in registry.LESSONS if not lesson.cpu_is_training}
+    assert bounds == {"< 1", "1–2"}                  # what "under two minutes, most in under one" summarises
+    assert sum(lesson.cpu_minutes == "< 1" for lesson in registry.LESSONS) > len(registry.LESSONS) / 2
 
 
 def test_open_command_lands_on_the_start_page():

@@ -1,4 +1,5 @@
-"""course_utils.grading: a submission that lost its nbgrader metadata is detected and explained."""
+"""course_utils.grading: a submission that lost its nbgrader metadata is detected and explained; and
+course_utils.assessment, lesson 07's class-agreement grade (re-exported by course_utils.grading)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ import sys
 import pytest
 
 from course_utils.grading import check_submission, check_submitted, graded_cells, main
-
 
 
 def cell(gid=None, **flags):
@@ -94,6 +94,14 @@ def test_not_a_notebook():
 
 
 # ---------------------------------------------------------------- lesson 07: assess_class_agreement
+def test_grading_re_exports_the_assessment_where_the_notebooks_import_it():
+    from course_utils import assessment, grading
+
+    assert grading.assess_class_agreement is assessment.assess_class_agreement
+    assert grading.AssessmentResult is assessment.AssessmentResult
+    assert {"assess_class_agreement", "AssessmentResult"} <= set(grading.__all__)
+
+
 @pytest.fixture(scope="module")
 def _tiny_cfg_model():
     import torch
@@ -136,7 +144,7 @@ def _real_sampler(data, respect_labels: bool):
 
 
 def test_assessment_is_deterministic_for_a_seed(_tiny_cfg_model):
-    from course_utils.grading import assess_class_agreement
+    from course_utils.assessment import assess_class_agreement
 
     model, diffusion = _tiny_cfg_model
     a = assess_class_agreement(model, diffusion, per_class=3, num_steps=3, seed=5, threshold=0.5)
@@ -148,7 +156,7 @@ def test_assessment_is_deterministic_for_a_seed(_tiny_cfg_model):
 
 def test_assessment_passes_images_of_the_requested_class_and_fails_a_label_ignoring_sampler(
         _tiny_cfg_model, _test_images):
-    from course_utils.grading import assess_class_agreement
+    from course_utils.assessment import assess_class_agreement
 
     model, diffusion = _tiny_cfg_model
     good = assess_class_agreement(model, diffusion, _real_sampler(_test_images, True), per_class=20)
@@ -161,7 +169,7 @@ def test_assessment_passes_images_of_the_requested_class_and_fails_a_label_ignor
 def test_assessment_rejects_an_unconditional_model_and_bad_arguments(_tiny_cfg_model):
     import torch
 
-    from course_utils.grading import assess_class_agreement
+    from course_utils.assessment import assess_class_agreement
     from course_utils.models import UNet, UNetConfig
 
     model, diffusion = _tiny_cfg_model

@@ -4,7 +4,8 @@ metadata-stripped copy), plus submissions with the lesson's classic mistakes, wh
 must catch while the visible ones may let them through."""
 from __future__ import annotations
 
-from lesson_harness import LessonSpec, lesson_tests, make_submission
+from course_utils import lessons
+from lesson_harness import LessonSpec, LessonTests, make_submission
 
 MISTAKES = {
     # the up block ignores its skip connection (gradients never reach it)
@@ -17,8 +18,7 @@ MISTAKES = {
 
 def _mistake(gid: str):
     def build(release, source):
-        nb = make_submission(release, source, {"ex1-down-block", "ex2-up-block", "ex3-small-unet",
-                                               "ex4-count-parameters"})
+        nb = make_submission(release, source, set(lessons.get("01").exercises()))      # every answer
         old, new = MISTAKES[gid]
         for cell in nb.cells:
             if cell.metadata.get("nbgrader", {}).get("grade_id") == gid:
@@ -28,29 +28,21 @@ def _mistake(gid: str):
     return build
 
 
-SPEC = LessonSpec(
-    lesson="01_unet_recap",
-    exercises={
-        "ex1-down-block": ("ex1-down-block-tests", 2),
-        "ex2-up-block": ("ex2-up-block-tests", 2),
-        "ex3-small-unet": ("ex3-small-unet-tests", 2),
-        "ex4-count-parameters": ("ex4-count-parameters-tests", 1),
-    },
-    one_right="ex2-up-block",
-    max_ignored_outputs=5,          # also the two cells that print numbers of the trained model (vary with the CPU/BLAS)
-    visible_marker="check_up_block",
-    extra_submissions={"ignores_skip": _mistake("ex2-up-block"), "hard_coded_size": _mistake("ex1-down-block")},
-)
-globals().update(lesson_tests(SPEC))
+class TestLesson01(LessonTests):
+    spec = LessonSpec.from_registry(
+        "01",
+        one_right="ex2-up-block",
+        max_ignored_outputs=5,      # also the two cells that print numbers of the trained model (vary with the CPU/BLAS)
+        visible_marker="check_up_block",
+        extra_submissions={"ignores_skip": _mistake("ex2-up-block"), "hard_coded_size": _mistake("ex1-down-block")},
+    )
 
+    def test_up_block_that_ignores_its_skip_loses_its_points(self, graded):
+        scores = graded["scores"]["ignores_skip"]
+        assert scores["ex2-up-block-tests"] == 0
+        assert scores["ex1-down-block-tests"] == 2 and scores["ex4-count-parameters-tests"] == 1
 
-def test_up_block_that_ignores_its_skip_loses_its_points(graded):
-    scores = graded["scores"]["ignores_skip"]
-    assert scores["ex2-up-block-tests"] == 0
-    assert scores["ex1-down-block-tests"] == 2 and scores["ex4-count-parameters-tests"] == 1
-
-
-def test_hard_coded_image_size_loses_the_down_block_points(graded):
-    scores = graded["scores"]["hard_coded_size"]
-    assert scores["ex1-down-block-tests"] == 0
-    assert scores["ex2-up-block-tests"] == 2
+    def test_hard_coded_image_size_loses_the_down_block_points(self, graded):
+        scores = graded["scores"]["hard_coded_size"]
+        assert scores["ex1-down-block-tests"] == 0
+        assert scores["ex2-up-block-tests"] == 2

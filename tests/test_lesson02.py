@@ -7,44 +7,28 @@ import subprocess
 import sys
 
 from course_utils.grading import check_submitted
-from lesson_harness import LessonSpec, lesson_tests, nbgrader
-
-# grade_id of each exercise's answer cell → (its test cell, points)
-SPEC = LessonSpec(
-    lesson="02_forward_diffusion",
-    exercises={
-        "ex1-linear-betas": ("ex1-linear-betas-tests", 1),
-        "ex2-to-model-range": ("ex2-to-model-range-tests", 1),
-        "ex3-forward-step": ("ex3-forward-step-tests", 2),
-        "ex4-alphas-cumprod": ("ex4-alphas-cumprod-tests", 1),
-        "ex5-q-sample": ("ex5-q-sample-tests", 2),
-        "ex6-snr": ("ex6-snr-tests", 2),
-        "ex7-monte-carlo": ("ex7-monte-carlo-tests", 2),
-    },
-    one_right="ex5-q-sample",
-    visible_marker="check_q_sample",
-)
-globals().update(lesson_tests(SPEC))
-EXERCISES = SPEC.exercises
+from lesson_harness import LessonSpec, LessonTests, nbgrader
 
 
-def test_stripped_submission_report_names_every_lost_cell(graded):
-    """The grading report lists every graded cell the stripped copy lost, and the CLI exits 1."""
-    course = graded["course"]
-    results = {r.path.parts[-3]: r for r in check_submitted(course)}
-    assert set(results["stripped"].missing) == {a for a in EXERCISES} | {t for t, _ in EXERCISES.values()}
-    assert "stripped" in results["stripped"].message()
-    proc = subprocess.run([sys.executable, "-m", "course_utils.grading", "check", "--course", str(course)],
-                          capture_output=True, text=True, env=graded["env"])
-    assert proc.returncode == 1
-    assert "PROBLEM" in proc.stdout and "submitted/stripped/" in proc.stdout
-    assert proc.stdout.count("ok      ") == 3
+class TestLesson02(LessonTests):
+    spec = LessonSpec.from_registry("02", one_right="ex5-q-sample", visible_marker="check_q_sample")
 
+    def test_stripped_submission_report_names_every_lost_cell(self, graded):
+        """The grading report lists every graded cell the stripped copy lost, and the CLI exits 1."""
+        exercises = self.spec.exercises
+        course = graded["course"]
+        results = {r.path.parts[-3]: r for r in check_submitted(course)}
+        assert set(results["stripped"].missing) == {a for a in exercises} | {t for t, _ in exercises.values()}
+        assert "stripped" in results["stripped"].message()
+        proc = subprocess.run([sys.executable, "-m", "course_utils.grading", "check", "--course", str(course)],
+                              capture_output=True, text=True, env=graded["env"])
+        assert proc.returncode == 1
+        assert "PROBLEM" in proc.stdout and "submitted/stripped/" in proc.stdout
+        assert proc.stdout.count("ok      ") == 3
 
-def test_feedback_hides_the_hidden_checks(graded):
-    """Beyond the markers: the hidden tests' private checks (``_checks.check…``) never reach feedback."""
-    course, lesson = graded["course"], SPEC.lesson
-    nbgrader(["generate_feedback", lesson, "--student", "one_right", "--force"], course, graded["env"])
-    html = (course / "feedback" / "one_right" / lesson / f"{lesson}.html").read_text(encoding="utf-8")
-    assert "check_q_sample" in html and "_checks.check" not in html
-
+    def test_feedback_hides_the_hidden_checks(self, graded):
+        """Beyond the markers: the hidden tests' private checks (``_checks.check…``) never reach feedback."""
+        course, lesson = graded["course"], self.spec.lesson
+        nbgrader(["generate_feedback", lesson, "--student", "one_right", "--force"], course, graded["env"])
+        html = (course / "feedback" / "one_right" / lesson / f"{lesson}.html").read_text(encoding="utf-8")
+        assert "check_q_sample" in html and "_checks.check" not in html

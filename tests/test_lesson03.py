@@ -5,17 +5,11 @@ belongs, the standard deviation where the variance belongs, ᾱ_t where ᾱ_{t-1
 (ᾱ_{-1} = 1) got wrong."""
 from __future__ import annotations
 
-from lesson_harness import LessonSpec, lesson_tests, with_mistake
+from course_utils import lessons
+from lesson_harness import LessonSpec, LessonTests, with_mistake
 
-EXERCISES = {
-    "ex1-complete-square": ("ex1-complete-square-tests", 2),
-    "ex2-posterior-variance": ("ex2-posterior-variance-tests", 1),
-    "ex3-posterior-mean-coefs": ("ex3-posterior-mean-coefs-tests", 1),
-    "ex4-q-posterior": ("ex4-q-posterior-tests", 2),
-    "ex5-predict-x0": ("ex5-predict-x0-tests", 1),
-    "ex6-mean-from-eps": ("ex6-mean-from-eps-tests", 2),
-    "ex7-gaussian-kl": ("ex7-gaussian-kl-tests", 2),
-}
+# answer grade_id → (its test cell, points), read from the solution notebook by the registry
+EXERCISES = lessons.get("03").exercises()
 
 # A wrong answer for one exercise: (answer grade_id, text in the solution, its replacement).
 MISTAKES = {
@@ -43,39 +37,33 @@ def _with_mistake(answer_id: str, old: str, new: str, *_):
     return with_mistake(EXERCISES, answer_id, old, new)
 
 
-SPEC = LessonSpec(
-    lesson="03_bayes_posterior",
-    exercises=EXERCISES,
-    one_right="ex4-q-posterior",
-    visible_marker="check_q_posterior",
-    needs_data=False,
-    extra_submissions={name: _with_mistake(*m) for name, m in MISTAKES.items()},
-)
-globals().update(lesson_tests(SPEC))
-
-
 def _lost(graded, student) -> set[str]:
     """The test cells that did not get full marks."""
     scores = graded["scores"][student]
     return {t for t, p in EXERCISES.values() if scores[t] != p}
 
 
-def test_beta_where_beta_tilde_belongs_is_caught(graded):
-    assert _lost(graded, "beta_for_beta_tilde") == {"ex1-complete-square-tests"}
-    assert _lost(graded, "q_posterior_beta") == {"ex4-q-posterior-tests"}
+class TestLesson03(LessonTests):
+    spec = LessonSpec.from_registry(
+        "03",
+        one_right="ex4-q-posterior",
+        visible_marker="check_q_posterior",
+        extra_submissions={name: _with_mistake(*m) for name, m in MISTAKES.items()},
+    )
 
+    def test_beta_where_beta_tilde_belongs_is_caught(self, graded):
+        assert _lost(graded, "beta_for_beta_tilde") == {"ex1-complete-square-tests"}
+        assert _lost(graded, "q_posterior_beta") == {"ex4-q-posterior-tests"}
 
-def test_std_where_variance_belongs_is_caught(graded):
-    assert _lost(graded, "std_for_variance") == {"ex2-posterior-variance-tests"}
+    def test_std_where_variance_belongs_is_caught(self, graded):
+        assert _lost(graded, "std_for_variance") == {"ex2-posterior-variance-tests"}
 
+    def test_abar_t_where_abar_prev_belongs_is_caught(self, graded):
+        assert _lost(graded, "abar_t_for_abar_prev") == {"ex3-posterior-mean-coefs-tests"}
 
-def test_abar_t_where_abar_prev_belongs_is_caught(graded):
-    assert _lost(graded, "abar_t_for_abar_prev") == {"ex3-posterior-mean-coefs-tests"}
-
-
-def test_t0_edge_is_caught(graded):
-    assert _lost(graded, "t0_edge") == {"ex2-posterior-variance-tests"}
-    cell = next(c for c in graded["autograded"]["t0_edge"].cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "ex2-posterior-variance-tests")
-    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-    assert "t = 0" in text and "ᾱ_{-1} = 1" in text
+    def test_t0_edge_is_caught(self, graded):
+        assert _lost(graded, "t0_edge") == {"ex2-posterior-variance-tests"}
+        cell = next(c for c in graded["autograded"]["t0_edge"].cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") == "ex2-posterior-variance-tests")
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert "t = 0" in text and "ᾱ_{-1} = 1" in text

@@ -6,15 +6,11 @@ loss returned as a tensor, β[t-1] and ᾱ[t-1], noise at t = 0, σ_t = β_t, a 
 starts at t = T."""
 from __future__ import annotations
 
+from course_utils import lessons
+from lesson_harness import CellTests, LessonSpec, LessonTests, solution_code, with_mistake
 
-from lesson_harness import LessonSpec, cell_tests, lesson_tests, solution_code, with_mistake
-
-EXERCISES = {
-    "ex1-loss-simple": ("ex1-loss-simple-tests", 2),
-    "ex2-train-step": ("ex2-train-step-tests", 1),
-    "ex3-p-sample-step": ("ex3-p-sample-step-tests", 2),
-    "ex4-sample-loop": ("ex4-sample-loop-tests", 2),
-}
+# answer grade_id → (its test cell, points), read from the solution notebook by the registry
+EXERCISES = lessons.get("04").exercises()
 
 # A wrong answer: (answer grade_id, text in the solution, its replacement, caught by the visible tests too?)
 MISTAKES = {
@@ -41,46 +37,42 @@ def _with_mistake(answer_id: str, old: str, new: str, *_):
     return with_mistake(EXERCISES, answer_id, old, new)
 
 
-SPEC = LessonSpec(
-    lesson="04_training_sampling",
-    exercises=EXERCISES,
-    one_right="ex3-p-sample-step",
-    # imports (device line), the training run (tqdm bar, live plot, timings), the short run's samples
-    # (timing), the trajectory widget (random view ids), the animation (random element ids) and the
-    # sampler comparison (timings; its figures change when the shipped checkpoint is replaced).
-    max_ignored_outputs=6,
-    visible_marker="check_loss_simple",
-    # torch's intra-op threads spin-wait when other processes hold the cores (a 2-core CI machine running
-    # several lessons): one thread keeps the sampling cells well inside nbgrader's 300 s cell timeout.
-    env={"OMP_NUM_THREADS": "1"},
-)
-globals().update(lesson_tests(SPEC))
+class TestLesson04(LessonTests, CellTests):
+    spec = LessonSpec.from_registry(
+        "04",
+        one_right="ex3-p-sample-step",
+        # imports (device line), the training run (tqdm bar, live plot, timings), the short run's samples
+        # (timing), the trajectory widget (random view ids), the animation (random element ids) and the
+        # sampler comparison (timings; its figures change when the shipped checkpoint is replaced).
+        max_ignored_outputs=6,
+        visible_marker="check_loss_simple",
+        # env: the registry's test_env for lesson 04 (one torch thread: the sampling cells stay well inside
+        # nbgrader's 300 s cell timeout when other processes hold the cores)
+    )
+    # direct runs of the test cells
+    mistakes = MISTAKES
+    context = "before"
 
+    def test_t_probe_sees_both_ends_and_a_uniform_histogram(self, cells, capsys):
+        """The hidden test's instrumented model records every t: 0 and T-1 appear, the histogram is flat."""
+        from course_utils import checks
 
-# ---------------------------------------------------------------- direct runs of the test cells
-globals().update(cell_tests(SPEC, MISTAKES, context='before'))
+        ns: dict = {}
+        exec(cells["imports"].source, ns)            # noqa: S102
+        exec(solution_code(cells["ex1-loss-simple"]), ns)   # noqa: S102
+        from course_utils.diffusion import GaussianDiffusion
+        from course_utils.schedules import linear_betas
 
+        import torch
 
-def test_t_probe_sees_both_ends_and_a_uniform_histogram(cells, capsys):
-    """The hidden test's instrumented model records every t: 0 and T-1 appear, the histogram is flat."""
-    from course_utils import checks
-
-    ns: dict = {}
-    exec(cells["imports"].source, ns)            # noqa: S102
-    exec(solution_code(cells["ex1-loss-simple"]), ns)   # noqa: S102
-    from course_utils.diffusion import GaussianDiffusion
-    from course_utils.schedules import linear_betas
-
-    import torch
-
-    rec = checks._TimeRecorder(1000)
-    d = GaussianDiffusion(linear_betas(1000))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for _ in range(40):
-            ns["loss_simple"](rec, d, torch.zeros(512, 1, 1, 1), None, g)
-    ts = torch.cat(rec.seen_t)
-    assert int(ts.min()) == 0 and int(ts.max()) == 999
-    counts = torch.bincount(ts, minlength=1000).double()
-    assert float(((counts - counts.mean()) ** 2 / counts.mean()).sum()) < 999 + 6 * (2 * 999) ** 0.5
-    capsys.readouterr()
+        rec = checks._TimeRecorder(1000)
+        d = GaussianDiffusion(linear_betas(1000))
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for _ in range(40):
+                ns["loss_simple"](rec, d, torch.zeros(512, 1, 1, 1), None, g)
+        ts = torch.cat(rec.seen_t)
+        assert int(ts.min()) == 0 and int(ts.max()) == 999
+        counts = torch.bincount(ts, minlength=1000).double()
+        assert float(((counts - counts.mean()) ** 2 / counts.mean()).sum()) < 999 + 6 * (2 * 999) ** 0.5
+        capsys.readouterr()

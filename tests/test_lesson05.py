@@ -6,16 +6,11 @@ cos half first, float t truncated, neighbouring t mapped together, h + emb broad
 residual block without its skip or embedding, and quarter-images instead of 2×2 patches."""
 from __future__ import annotations
 
+from course_utils import lessons
+from lesson_harness import CellTests, LessonSpec, LessonTests, with_mistake
 
-
-from lesson_harness import LessonSpec, cell_tests, lesson_tests, with_mistake
-
-EXERCISES = {
-    "ex1-add-time-embedding": ("ex1-add-time-embedding-tests", 1),
-    "ex2-sinusoidal-embedding": ("ex2-sinusoidal-embedding-tests", 2),
-    "ex3-res-block": ("ex3-res-block-tests", 3),
-    "ex4-rearrange-pool": ("ex4-rearrange-pool-tests", 1),
-}
+# answer grade_id → (its test cell, points), read from the solution notebook by the registry
+EXERCISES = lessons.get("05").exercises()
 
 # A wrong answer: (answer grade_id, text in the solution, its replacement, caught by the visible tests too?)
 MISTAKES = {
@@ -44,21 +39,18 @@ def _with_mistake(answer_id: str, old: str, new: str, *_):
     return with_mistake(EXERCISES, answer_id, old, new)
 
 
-SPEC = LessonSpec(
-    lesson="05_time_embeddings",
-    exercises=EXERCISES,
-    one_right="ex1-add-time-embedding",
-    visible_marker="check_sinusoidal_embedding",
-    extra_submissions={"odd_dim_accepted": _with_mistake(*MISTAKES["odd_dim_accepted"])},
-)
-globals().update(lesson_tests(SPEC))
+class TestLesson05(LessonTests, CellTests):
+    spec = LessonSpec.from_registry(
+        "05",
+        one_right="ex1-add-time-embedding",
+        visible_marker="check_sinusoidal_embedding",
+        extra_submissions={"odd_dim_accepted": _with_mistake(*MISTAKES["odd_dim_accepted"])},
+    )
+    # direct runs of the test cells
+    mistakes = MISTAKES
+    context = "none"
 
-
-def test_odd_embedding_size_accepted_loses_exactly_the_embedding_points(graded):
-    scores = graded["scores"]["odd_dim_accepted"]
-    assert {t: scores[t] for t, _ in EXERCISES.values()} == \
-        {t: (0 if t == "ex2-sinusoidal-embedding-tests" else p) for t, p in EXERCISES.values()}
-
-
-# ---------------------------------------------------------------- direct runs of the test cells
-globals().update(cell_tests(SPEC, MISTAKES, context='none'))
+    def test_odd_embedding_size_accepted_loses_exactly_the_embedding_points(self, graded):
+        scores = graded["scores"]["odd_dim_accepted"]
+        assert {t: scores[t] for t, _ in EXERCISES.values()} == \
+            {t: (0 if t == "ex2-sinusoidal-embedding-tests" else p) for t, p in EXERCISES.values()}

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import nbformat
 
-from lesson_harness import LessonSpec, cell_tests, lesson_tests, with_mistake
+from course_utils import lessons
+from lesson_harness import CellTests, LessonSpec, LessonTests, with_mistake
 
-EXERCISES = {
-    "ex1-drop-labels": ("ex1-drop-labels-tests", 1),
-    "ex2-guided-eps": ("ex2-guided-eps-tests", 2),
-    "ex3-guided-sampler": ("ex3-guided-sampler-tests", 2),
-}
+# answer grade_id → (its test cell, points), read from the solution notebook by the registry
+EXERCISES = lessons.get("06").exercises()
 
 _DRAW = "torch.rand(y.shape, generator=generator, device=y.device) < p"
 _GUIDE = "return (1 + w) * eps_cond - w * eps_uncond"
@@ -46,32 +44,26 @@ def _with_mistake(answer_id: str, old: str, new: str, *_):
     return with_mistake(EXERCISES, answer_id, old, new)
 
 
-SPEC = LessonSpec(
-    lesson="06_conditioning_guidance",
-    exercises=EXERCISES,
-    one_right="ex1-drop-labels",
-    visible_marker="check_guided_eps",
-    extra_submissions={"keeps_with_prob_p": _with_mistake(*MISTAKES["keeps_with_prob_p"])},
-    # The notebook samples ~11k small 16 px images with the pretrained U-Net. One torch thread per kernel
-    # keeps the autograde of six submissions fast on a shared 2-core machine, where the default two
-    # threads oversubscribe the cores and run up to ten times slower.
-    env={"OMP_NUM_THREADS": "1"},
-)
-globals().update(lesson_tests(SPEC))
+class TestLesson06(LessonTests, CellTests):
+    spec = LessonSpec.from_registry(
+        "06",
+        one_right="ex1-drop-labels",
+        visible_marker="check_guided_eps",
+        extra_submissions={"keeps_with_prob_p": _with_mistake(*MISTAKES["keeps_with_prob_p"])},
+        # env: the registry's test_env for lesson 06 (one torch thread per kernel: the notebook samples ~11k
+        # small 16 px images, and two threads per kernel oversubscribe a shared 2-core machine)
+    )
+    # direct runs of the test cells
+    mistakes = MISTAKES
+    context = "all"
 
+    def test_mask_keeping_labels_with_prob_p_loses_exactly_the_mask_points(self, graded):
+        scores = graded["scores"]["keeps_with_prob_p"]
+        assert {t: scores[t] for t, _ in EXERCISES.values()} == \
+            {t: (0 if t == "ex1-drop-labels-tests" else p) for t, p in EXERCISES.values()}
 
-def test_mask_keeping_labels_with_prob_p_loses_exactly_the_mask_points(graded):
-    scores = graded["scores"]["keeps_with_prob_p"]
-    assert {t: scores[t] for t, _ in EXERCISES.values()} == \
-        {t: (0 if t == "ex1-drop-labels-tests" else p) for t, p in EXERCISES.values()}
-
-
-# ---------------------------------------------------------------- direct runs of the test cells
-globals().update(cell_tests(SPEC, MISTAKES, context='all'))
-
-
-def test_widget_output_is_not_stored(cells):
-    """The explorer's view ids change on every run: its display cell keeps no output (and is nbval-ignored)."""
-    nb = nbformat.read(SPEC.solution, as_version=4)
-    shown = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("explorer")]
-    assert len(shown) == 1 and shown[0].outputs == [] and "nbval-ignore-output" in shown[0].metadata["tags"]
+    def test_widget_output_is_not_stored(self, cells):
+        """The explorer's view ids change on every run: its display cell keeps no output (and is nbval-ignored)."""
+        nb = nbformat.read(self.spec.solution, as_version=4)
+        shown = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("explorer")]
+        assert len(shown) == 1 and shown[0].outputs == [] and "nbval-ignore-output" in shown[0].metadata["tags"]

@@ -7,42 +7,29 @@ deterministic for a seed."""
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from lesson_harness import REPO, LessonSpec, cell_tests, lesson_tests, solution_code
+from course_utils import lessons
+from lesson_harness import CellTests, LessonSpec, LessonTests, solution_code
 
-EXERCISES = {
-    "ex1-linear-schedule": ("ex1-linear-schedule-tests", 1),
-    "ex2-q-sample": ("ex2-q-sample-tests", 1),
-    "ex3-cfg-loss": ("ex3-cfg-loss-tests", 2),
-    "ex4-build-model": ("ex4-build-model-tests", 1),
-    "ex5-guided-sample": ("ex5-guided-sample-tests", 2),
-    "assessment-guidance": ("assessment", 5),        # the learner's W; the locked cell grades the samples
-}
-CFG16 = REPO / "course_utils" / "assets" / "cfg16.pt"
+# answer grade_id → (its test cell, points), read from the solution notebook by the registry; the last one is
+# "assessment-guidance" → ("assessment", 5): the learner's W, whose locked cell grades the samples
+EXERCISES = lessons.get("07").exercises()
 REAL_THRESHOLD = 0.9
 # The solution is graded against the shipped cfg16 (trained by this lesson's own code in full mode: see
-# course_utils/assets/cfg16.json) at the real pass mark.
+# course_utils/assets/cfg16.json) at the real pass mark. The registry's fast mode (COURSE_MODE=fast: 30
+# training steps, ≤ 90 s on a CPU) grades cfg16; the threshold is this test's choice.
 SOLUTION_THRESHOLD = REAL_THRESHOLD
-ENV = {
-    "COURSE_MODE": "fast",                                       # 30 training steps: ≤ 90 s on a CPU
-    "COURSE_ASSESSMENT_CHECKPOINT": str(CFG16),
-    "COURSE_ASSESSMENT_OUT": str(Path(tempfile.gettempdir()) / "course_lesson07_fast_model.pt"),
-    "COURSE_ASSESSMENT_THRESHOLD": str(SOLUTION_THRESHOLD),
-}
-
-SPEC = LessonSpec(
-    lesson="07_final_assessment",
-    exercises=EXERCISES,
+SPEC = LessonSpec.from_registry(
+    "07",
     one_right="ex1-linear-schedule",
     visible_marker="check_linear_schedule",
-    env=ENV,
+    env={"COURSE_ASSESSMENT_THRESHOLD": str(SOLUTION_THRESHOLD)},
 )
-globals().update(lesson_tests(SPEC))
+CFG16 = Path(SPEC.env["COURSE_ASSESSMENT_CHECKPOINT"])
 
 # A wrong answer: (answer grade_id, text in the solution, its replacement, caught by the visible tests too?)
 MISTAKES = {
@@ -72,10 +59,6 @@ MISTAKES = {
 }
 
 
-# ---------------------------------------------------------------- direct runs of the test cells
-globals().update(cell_tests(SPEC, MISTAKES, context='others', skip=("assessment-guidance",)))
-
-
 def _namespace(cells, answers=()):
     ns: dict = {}
     exec(cells["imports"].source, ns)                     # noqa: S102 (the lesson's own imports)
@@ -99,57 +82,60 @@ def _cfg16_is_placeholder() -> bool:
     return "--steps" in meta.get("command", "")
 
 
-def test_shipped_checkpoint_records_how_it_was_made():
-    from course_utils.pretrained import load_pretrained
+class TestLesson07(LessonTests, CellTests):
+    spec = SPEC
+    # direct runs of the test cells (the assessment's own answer is graded by the tests below)
+    mistakes = MISTAKES
+    context = "others"
+    skip = ("assessment-guidance",)
 
-    model, _, meta = load_pretrained("cfg16")
-    assert isinstance(model.null_class, int)
-    assert meta["command"] and meta["wall_time_s"] > 0
-    assert (CFG16.parent / "cfg16.pt.sha256").exists()
+    def test_shipped_checkpoint_records_how_it_was_made(self):
+        from course_utils.pretrained import load_pretrained
 
+        model, _, meta = load_pretrained("cfg16")
+        assert isinstance(model.null_class, int)
+        assert meta["command"] and meta["wall_time_s"] > 0
+        assert (CFG16.parent / "cfg16.pt.sha256").exists()
 
-def test_solution_passes_the_real_pass_mark(cells, monkeypatch, capsys):
-    if _cfg16_is_placeholder():
-        pytest.skip("cfg16 is still the 200-step placeholder (TODO(cfg16) above)")
-    ns = _assess(cells, monkeypatch, CFG16, REAL_THRESHOLD)
-    assert ns["assessment"].passed and ns["assessment"].agreement >= REAL_THRESHOLD
-    assert capsys.readouterr().err == ""
+    def test_solution_passes_the_real_pass_mark(self, cells, monkeypatch, capsys):
+        if _cfg16_is_placeholder():
+            pytest.skip("cfg16 is still the 200-step placeholder (TODO(cfg16) above)")
+        ns = _assess(cells, monkeypatch, CFG16, REAL_THRESHOLD)
+        assert ns["assessment"].passed and ns["assessment"].agreement >= REAL_THRESHOLD
+        assert capsys.readouterr().err == ""
 
+    def test_an_unconditional_model_fails_the_assessment(self, cells, monkeypatch, tmp_path):
+        from course_utils.diffusion import GaussianDiffusion
+        from course_utils.models import UNet, UNetConfig
+        from course_utils.schedules import linear_betas
+        from course_utils.train import save_checkpoint
 
-def test_an_unconditional_model_fails_the_assessment(cells, monkeypatch, tmp_path):
-    from course_utils.diffusion import GaussianDiffusion
-    from course_utils.models import UNet, UNetConfig
-    from course_utils.schedules import linear_betas
-    from course_utils.train import save_checkpoint
+        path = save_checkpoint(tmp_path / "unconditional.pt", UNet(UNetConfig(channels=(32, 64))),
+                               GaussianDiffusion(linear_betas(1000)), {"command": "test"})
+        with pytest.raises(ValueError, match="unconditional"):
+            _assess(cells, monkeypatch, path, REAL_THRESHOLD)
 
-    path = save_checkpoint(tmp_path / "unconditional.pt", UNet(UNetConfig(channels=(32, 64))),
-                           GaussianDiffusion(linear_betas(1000)), {"command": "test"})
-    with pytest.raises(ValueError, match="unconditional"):
-        _assess(cells, monkeypatch, path, REAL_THRESHOLD)
+    def test_a_model_that_ignores_the_label_fails_the_assessment(self, cells, monkeypatch, tmp_path, capsys):
+        from course_utils.pretrained import load_pretrained
+        from course_utils.train import save_checkpoint
 
+        model, diffusion, meta = load_pretrained("cfg16")
+        with torch.no_grad():                                 # every label gets the null class's embedding
+            model.class_emb.weight[:] = model.class_emb.weight[model.null_class]
+        path = save_checkpoint(tmp_path / "ignores_label.pt", model, diffusion, {"command": "test"})
+        with pytest.raises(AssertionError, match="pass mark is 90%"):
+            _assess(cells, monkeypatch, path, REAL_THRESHOLD)
+        out = capsys.readouterr().out
+        assert "NOT PASSED" in out
+        assert float(out.split("all")[1].split("%")[0]) < 30      # about chance (10 %), far below the mark
 
-def test_a_model_that_ignores_the_label_fails_the_assessment(cells, monkeypatch, tmp_path, capsys):
-    from course_utils.pretrained import load_pretrained
-    from course_utils.train import save_checkpoint
+    def test_the_verdict_is_deterministic_for_a_seed(self, cells):
+        from course_utils.grading import assess_class_agreement
+        from course_utils.pretrained import load_pretrained
 
-    model, diffusion, meta = load_pretrained("cfg16")
-    with torch.no_grad():                                 # every label gets the null class's embedding
-        model.class_emb.weight[:] = model.class_emb.weight[model.null_class]
-    path = save_checkpoint(tmp_path / "ignores_label.pt", model, diffusion, {"command": "test"})
-    with pytest.raises(AssertionError, match="pass mark is 90%"):
-        _assess(cells, monkeypatch, path, REAL_THRESHOLD)
-    out = capsys.readouterr().out
-    assert "NOT PASSED" in out
-    assert float(out.split("all")[1].split("%")[0]) < 30      # about chance (10 %), far below the mark
-
-
-def test_the_verdict_is_deterministic_for_a_seed(cells):
-    from course_utils.grading import assess_class_agreement
-    from course_utils.pretrained import load_pretrained
-
-    ns = _namespace(cells, ["ex5-guided-sample"])
-    model, diffusion, _ = load_pretrained("cfg16")
-    runs = [assess_class_agreement(model, diffusion, ns["guided_sample"], per_class=3, w=2.0, seed=7,
-                                   num_steps=5) for _ in range(2)]
-    assert runs[0].per_class == runs[1].per_class and runs[0].passed == runs[1].passed
-    assert torch.equal(runs[0].images, runs[1].images)
+        ns = _namespace(cells, ["ex5-guided-sample"])
+        model, diffusion, _ = load_pretrained("cfg16")
+        runs = [assess_class_agreement(model, diffusion, ns["guided_sample"], per_class=3, w=2.0, seed=7,
+                                       num_steps=5) for _ in range(2)]
+        assert runs[0].per_class == runs[1].per_class and runs[0].passed == runs[1].passed
+        assert torch.equal(runs[0].images, runs[1].images)

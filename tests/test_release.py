@@ -11,12 +11,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import colab
+from course_utils import colab, lessons
 from course_utils.grading import check_submission, graded_cells
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "release_notebooks.py"
-LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+LESSONS = [lesson.folder for lesson in lessons.LESSONS]          # the registry (tests/unit/test_lessons.py:
+                                                                 # every solutions/ folder is registered)
 PAIRS = [(REPO / "solutions" / lesson / nb.name, REPO / "notebooks" / lesson / nb.name)
          for lesson in LESSONS for nb in sorted((REPO / "solutions" / lesson).glob("*.ipynb"))]
 
@@ -97,7 +98,7 @@ def repo_copy(tmp_path):
     """The files the release command reads and writes, in a scratch checkout."""
     root = tmp_path / "repo"
     for name in ("nbgrader_config.py", "scripts/release_notebooks.py", "course_utils/__init__.py",
-                 "course_utils/colab.py"):
+                 "course_utils/colab.py", "course_utils/lessons.py"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
     for folder in ("solutions", "notebooks"):
@@ -138,10 +139,42 @@ def test_check_mode_reports_stale_notebooks_and_release_fixes_them(repo_copy, tm
         assignment = gb.find_assignment(lesson)
         assert assignment.max_score == sum(c.metadata["nbgrader"].get("points", 0) for c in src.cells
                                            if c.metadata.get("nbgrader", {}).get("grade"))
-        assert len(assignment.notebooks[0].grade_cells) == 7
+        assert len(assignment.notebooks[0].grade_cells) == len(lessons.get(lesson).exercises()) == 7
     assert nbformat.read(sol, as_version=4).cells[1].source == colab.setup_cell_source()
     assert not (repo_copy / "notebooks" / lesson / "notes.txt").exists()
     # the regenerated notebooks are byte-identical to the committed ones: the output is deterministic
     assert student.read_bytes() == (REPO / "notebooks" / lesson / f"{lesson}.ipynb").read_bytes()
     proc = run_release(["--check"], repo=repo_copy, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_check_mode_reports_a_stale_start_page_table_and_an_unregistered_lesson(repo_copy, tmp_path):
+    """The start page's lesson table is written from course_utils.lessons: a hand edit is reported by
+    --check and undone by the release (in the solution too); a solutions/ folder that is not in the
+    registry is reported, never released silently."""
+    start = repo_copy / "solutions" / "00_start_here.ipynb"
+    nb = nbformat.read(start, as_version=4)
+    table = next(c for c in nb.cells if "lesson-table" in c.metadata.get("tags", []))
+    table.source = table.source.replace(r"q(x_t \| x_0)", "q(x_t | x_0)")          # the learner-reported bug
+    nbformat.write(nb, start)
+    (repo_copy / "solutions" / "99_unlisted").mkdir()
+    shutil.copy2(repo_copy / "solutions" / "03_bayes_posterior" / "03_bayes_posterior.ipynb",
+                 repo_copy / "solutions" / "99_unlisted" / "99_unlisted.ipynb")
+
+    proc = run_release(["--check", "00_start_here"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"stale lesson table (see course_utils/lessons.py): {start}" in proc.stdout
+    assert "lesson folder not in the registry" not in proc.stdout          # only the start page was asked for
+    proc = run_release(["--check"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"lesson folder not in the registry (add it to course_utils/lessons.py): " \
+           f"{repo_copy / 'solutions' / '99_unlisted'}" in proc.stdout
+
+    shutil.rmtree(repo_copy / "solutions" / "99_unlisted")
+    proc = run_release(["00_start_here"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "updated the generated cells of solutions/00_start_here.ipynb" in proc.stdout
+    assert start.read_bytes() == (REPO / "solutions" / "00_start_here.ipynb").read_bytes()
+    released = repo_copy / "notebooks" / "00_start_here.ipynb"
+    assert released.read_bytes() == (REPO / "notebooks" / "00_start_here.ipynb").read_bytes()
+    assert run_release(["--check", "00_start_here"], repo=repo_copy, cwd=tmp_path).returncode == 0
