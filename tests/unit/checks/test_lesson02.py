@@ -293,13 +293,6 @@ def test_monte_carlo_mistakes(capsys, mc, kwargs, match):
     fails(capsys, checks.check_monte_carlo, mc, match=match, **kwargs)
 
 
-# ------------------------------------------------------------------ lesson 05: time embeddings
-import math  # noqa: E402
-
-from einops import rearrange as _l05_rearrange  # noqa: E402
-
-
-
 # The exercise's function is being renamed compute_alphas_cumprod in the notebook; the old name stays bound too.
 def compute_alphas_cumprod(betas):
     raise NotImplementedError()
