@@ -332,7 +332,8 @@ def judge_up_block(inputs: dict, outputs: dict) -> None:
         if tuple(out.shape) != want:
             hint = ""
             if out.ndim == 4 and tuple(out.shape[2:]) == (H, W):
-                hint = " The resolution did not double: upsample x first (Upsample(in_ch) or nn.Upsample(scale_factor=2))."
+                hint = (" The resolution did not double: upsample x first (Upsample(in_ch) or "
+                        "nn.Upsample(scale_factor=2)).")
             r.fail(f"{shown} should have shape {h.fmt_shape(want)}; got {h.fmt_shape(out.shape)}.{hint}")
         h.value(r, rec["backward"], f"the backward pass through {shown}")
         if _no_grad(rec["skip_grad"]):
