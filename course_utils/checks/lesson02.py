@@ -114,6 +114,7 @@ def judge_linear_betas(inputs: dict, outputs: dict) -> None:
 
 check_linear_betas = h.register(h.Check(
     "linear_betas", make_linear_betas, run_linear_betas, judge_linear_betas, reference=_linear_betas,
+    blocks=("course_utils.schedules.linear_betas",),
     doc="Check ``fn(T[, beta_start, beta_end])`` against :func:`course_utils.schedules.linear_betas`."))
 
 
@@ -224,7 +225,7 @@ def judge_to_model_range(inputs: dict, outputs: dict) -> None:
 
 check_to_model_range = h.register(h.Check(
     "to_model_range", make_to_model_range, run_to_model_range, judge_to_model_range,
-    reference=reference_to_model_range,
+    reference=reference_to_model_range, blocks=("course_utils.data.to_model_range",),
     doc="Check ``fn(uint8 images) -> float32 in [-1, 1]`` against the package's scaling."))
 
 
@@ -293,6 +294,7 @@ def judge_forward_step(inputs: dict, outputs: dict) -> None:
 
 check_forward_step = h.register(h.Check(
     "forward_step", make_forward_step, run_forward_step, judge_forward_step, reference=reference_forward_step,
+    blocks=("course_utils.diffusion.GaussianDiffusion.q_step",),
     doc="Check ``fn(x_prev, t, betas, noise)`` = √(1 − β_t)·x_prev + √β_t·noise with the package's β_t."))
 
 
@@ -451,6 +453,7 @@ def reference_q_sample(x0: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.
 
 check_q_sample = h.register(h.Check(
     "q_sample", make_q_sample, run_q_sample, judge_q_sample, reference=reference_q_sample,
+    blocks=("course_utils.diffusion.GaussianDiffusion.q_sample",),
     doc="Check ``fn(x0, t, alphas_cumprod, noise)`` against :meth:`GaussianDiffusion.q_sample`."))
 
 

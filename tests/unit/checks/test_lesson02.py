@@ -474,3 +474,18 @@ def test_lesson02_reference_passes_and_inputs_hold_no_answer(capsys, name):
     assert "✓" in capsys.readouterr().out
     inputs = check.make()
     assert not any(k in inputs for k in ("ref", "expected", "want", "answer"))
+
+
+def test_blocked_names_exist():
+    """Each dotted name a check asks the grader to block is a real package function (a typo blocks nothing)."""
+    import importlib
+    seen = 0
+    for name in SEPARATED:
+        for dotted in checks.get_check(f"check_{name}").blocks:
+            parts = dotted.split(".")
+            obj = importlib.import_module(".".join(parts[:2]))
+            for attr in parts[2:]:
+                obj = getattr(obj, attr)
+            assert callable(obj), dotted
+            seen += 1
+    assert seen >= 4
