@@ -76,3 +76,14 @@ def test_wheel_holds_every_asset(wheel_names):
 def test_wheel_holds_no_bytecode_or_tests(wheel_names):
     assert not [n for n in wheel_names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in wheel_names if n.startswith(("tests/", "solutions/", "notebooks/", "bench/"))]
+
+
+def test_every_markdown_file_the_package_cites_is_in_the_repository():
+    """diffusion.py and models.py say "see STYLE.md": the file must exist (at the repository root)."""
+    import re
+
+    cited = {m for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts
+             for m in re.findall(r"\b([\w./-]+\.md)\b", p.read_text(encoding="utf-8"))}
+    assert "STYLE.md" in cited
+    missing = sorted(m for m in cited if not (REPO / m).exists())
+    assert not missing, f"course_utils cites {missing}, which the repository does not have"
