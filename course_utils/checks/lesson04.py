@@ -154,6 +154,7 @@ def judge_loss_simple(inputs: dict, outputs: dict) -> None:
 
 check_loss_simple = h.register(h.Check(
     "loss_simple", make_loss_simple, run_loss_simple, judge_loss_simple, reference=reference_loss_simple,
+    blocks=("course_utils.diffusion.GaussianDiffusion.loss_simple",),
     doc="""Check ``fn(model, diffusion, x0, y=None, generator=None)`` — L_simple for a batch (Algorithm 1).
 
     A recording model sees every (x_t, t, y) the learner feeds it: the loss must be the mean squared error
@@ -364,7 +365,7 @@ def judge_p_sample_step(inputs: dict, outputs: dict) -> None:
 
 check_p_sample_step = h.register(h.Check(
     "p_sample_step", make_p_sample_step, run_p_sample_step, judge_p_sample_step,
-    reference=reference_p_sample_step,
+    reference=reference_p_sample_step, blocks=("course_utils.diffusion.GaussianDiffusion.step",),
     doc="""Check ``fn(eps, xt, t, diffusion, noise)`` (t an int) against :meth:`GaussianDiffusion.step` with
     σ_t² = β_t: x_{t-1} = 1/√α_t·(x_t − β_t/√(1 − ᾱ_t)·ε) + σ_t·z, and no noise at t = 0 (Algorithm 2)."""))
 
@@ -443,6 +444,8 @@ def _reference_sample_loop(model, diffusion, shape, generator=None, step=referen
 
 check_sample_loop = h.register(h.Check(
     "sample_loop", make_sample_loop, run_sample_loop, judge_sample_loop, reference=_reference_sample_loop,
+    blocks=("course_utils.diffusion.GaussianDiffusion.p_sample_loop",
+            "course_utils.diffusion.GaussianDiffusion.p_sample_loop_progressive"),
     doc="""Check ``fn(model, diffusion, shape, generator=None, step=p_sample_step) -> x_0`` (Algorithm 2).
 
     Graded with the package's reverse step (:func:`reference_p_sample_step`) so that a slip in the step

@@ -54,7 +54,7 @@ def _reference_linear_schedule(T: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 check_linear_schedule = h.register(h.Check(
     "linear_schedule", make_linear_schedule, run_linear_schedule, judge_linear_schedule,
-    reference=_reference_linear_schedule,
+    reference=_reference_linear_schedule, blocks=("course_utils.schedules.linear_betas",),
     doc="""Check ``fn(T) -> (betas, alphas_cumprod)``: :func:`check_linear_betas` on the first,
     :func:`check_alphas_cumprod` on the second (both float64, shape (T,))."""))
 
@@ -206,6 +206,7 @@ def _reference_cfg_loss(model, diffusion, x0, y, generator=None) -> torch.Tensor
 
 check_cfg_loss = h.register(h.Check(
     "cfg_loss", make_cfg_loss, run_cfg_loss, judge_cfg_loss, reference=_reference_cfg_loss,
+    blocks=("course_utils.diffusion.GaussianDiffusion.loss_simple",),
     doc="""Check ``fn(model, diffusion, x0, y, generator) -> scalar``: L_simple (Ho et al. 2020, eq. 14) with
     classifier-free guidance's context mask (each label → ``model.null_class`` with probability ``p``).
 
@@ -406,6 +407,8 @@ def _reference_guided_sample(model, diffusion, labels, w=2.0, num_steps=20, gene
 check_guided_sample = h.register(h.Check(
     "guided_sample", make_guided_sample, run_guided_sample, judge_guided_sample,
     reference=_reference_guided_sample,
+    blocks=("course_utils.diffusion.GaussianDiffusion.ddim_sample_loop",
+            "course_utils.diffusion.GaussianDiffusion.ddim_sample_loop_progressive"),
     doc="""Check ``fn(model, diffusion, labels, w, num_steps, generator)`` (16 px images) against the package's
     ``diffusion.ddim_sample_loop(model, shape, num_steps=num_steps, y=labels, w=w, generator=…)`` — DDIM
     (η = 0) with ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅) — on a small random conditional U-Net, same seed.

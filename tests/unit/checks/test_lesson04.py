@@ -3,7 +3,10 @@ classic mistake, writes only to stdout, returns None, and splits into make → r
 inputs and outputs survive torch.save / torch.load(weights_only=True)."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
+import types
 
 import pytest
 import torch
@@ -186,6 +189,32 @@ def test_the_recorder_is_the_harness_one():
 
 
 # ---------------------------------------------------------------- the three steps separate
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    obj = importlib.import_module(".".join(parts[:2]))
+    for attr in parts[2:]:
+        obj = getattr(obj, attr)
+    return obj
+
+
+@contextlib.contextmanager
+def _blocked(check):
+    """As the grader's kernel does while run executes: the check's reference and its blocked functions raise."""
+    def blocked(*args, **kwargs):
+        raise RuntimeError("blocked while the learner's code runs")
+
+    targets = [check.reference] if isinstance(check.reference, types.FunctionType) else []
+    targets += [_resolve(d) for d in check.blocks]
+    saved = [(fn, fn.__code__) for fn in targets]
+    for fn, _ in saved:
+        fn.__code__ = blocked.__code__
+    try:
+        yield
+    finally:
+        for fn, code in saved:
+            fn.__code__ = code
+
+
 def _round_trip(obj):
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -209,7 +238,8 @@ def test_lesson04_steps_separate_through_torch_save(capsys, check, name, params,
     assert isinstance(c, _harness.Check) and _harness.get_check(check) is c
     for fn, want in ((_l04()[name], None), (_l04(*mistake)[name], match)):
         inputs = _round_trip(c.make(**params))
-        outputs = _round_trip(c.run(inputs, fn))
+        with _blocked(c):                        # run never needs the package's answer
+            outputs = _round_trip(c.run(inputs, fn))
         del fn
         if want is None:
             assert c.judge(inputs, outputs) is None
@@ -228,3 +258,11 @@ def test_lesson04_references_pass(capsys, check):
     assert c.reference is not None
     run(c, c.reference, **({"probe_calls": 20} if check == "check_loss_simple" else {}))
     assert "✓" in capsys.readouterr().out
+
+
+def test_every_lesson04_check_is_separated_and_blocks_real_functions():
+    names = {n for n in checks.lesson04.__all__ if n.startswith("check_")}
+    assert names == {case[0] for case in _SEPARATE}
+    for name in names:
+        for dotted in checks.get_check(name).blocks:
+            assert callable(_resolve(dotted)), dotted

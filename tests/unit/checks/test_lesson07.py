@@ -3,7 +3,10 @@ names each classic mistake, writes only to stdout, returns None, and splits into
 whose inputs and outputs survive torch.save / torch.load(weights_only=True)."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
+import types
 
 import pytest
 import torch
@@ -164,6 +167,32 @@ def test_not_implemented_is_explained(capsys):
 
 
 # ---------------------------------------------------------------- the three steps separate
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    obj = importlib.import_module(".".join(parts[:2]))
+    for attr in parts[2:]:
+        obj = getattr(obj, attr)
+    return obj
+
+
+@contextlib.contextmanager
+def _blocked(check):
+    """As the grader's kernel does while run executes: the check's reference and its blocked functions raise."""
+    def blocked(*args, **kwargs):
+        raise RuntimeError("blocked while the learner's code runs")
+
+    targets = [check.reference] if isinstance(check.reference, types.FunctionType) else []
+    targets += [_resolve(d) for d in check.blocks]
+    saved = [(fn, fn.__code__) for fn in targets]
+    for fn, _ in saved:
+        fn.__code__ = blocked.__code__
+    try:
+        yield
+    finally:
+        for fn, code in saved:
+            fn.__code__ = code
+
+
 def _round_trip(obj):
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -191,7 +220,8 @@ def test_lesson07_steps_separate_through_torch_save(capsys, case):
     assert isinstance(c, _harness.Check) and _harness.get_check(check) is c
     for fn, want in ((right, None), (wrong, match)):
         inputs = _round_trip(c.make(**params))
-        outputs = _round_trip(c.run(inputs, fn))
+        with _blocked(c):                        # run never needs the package's answer
+            outputs = _round_trip(c.run(inputs, fn))
         if want is None:
             assert c.judge(inputs, outputs) is None
             out = capsys.readouterr()
@@ -211,3 +241,11 @@ def test_lesson07_references_pass(capsys, check):
     run(c, c.reference)
     out = capsys.readouterr()
     assert "✓" in out.out and "✗" not in out.out
+
+
+def test_every_lesson07_check_is_separated_and_blocks_real_functions():
+    names = {n for n in checks.lesson07.__all__ if n.startswith("check_")}
+    assert names == {case[0] for case in _separate_cases()}
+    for name in names:
+        for dotted in checks.get_check(name).blocks:
+            assert callable(_resolve(dotted)), dotted
