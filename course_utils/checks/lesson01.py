@@ -8,8 +8,10 @@ plain data — output tensors, gradient sums, which layers it holds and in which
 copied in; ``judge_<name>`` rebuilds the package's block (:mod:`course_utils.models`) from the inputs,
 recomputes the expected outputs and names the classic mistake. ``check_<name>`` runs all three.
 
-The reference block is built twice from the same seed, in run (to copy its weights into the learner's
-module: it is the package's code, no answer) and in judge (to compute the expected output itself).
+The package's block's *initial* weights (seeded random numbers, no answer: the expected outputs are computed
+by the judge alone) travel in the inputs as ``package_weights``; run copies them into the learner's module
+when its ``state_dict`` has the same names and shapes, so run never needs the package's block itself (a
+grader blocks the exercise's reference, e.g. :func:`reference_small_unet`, while the learner's code runs).
 """
 from __future__ import annotations
 
@@ -128,22 +130,36 @@ def _structure(r: h.Report, layers: dict, what: str) -> None:
         r.fail(f"{what} has no nn.GroupNorm: conv → GroupNorm → GELU{extra}.")
 
 
-def _same_layout(mine: torch.nn.Module, ref: torch.nn.Module) -> bool:
-    """True when both modules have the same parameter/buffer names and shapes (weights can be copied)."""
-    a, b = mine.state_dict(), ref.state_dict()
-    return a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
-
-
-def _copy_weights_from(ref: torch.nn.Module, mine: torch.nn.Module) -> None:
-    with torch.no_grad():
-        mine.load_state_dict(ref.state_dict())
-
-
 def _seeded(seed: int, build):
-    """``build()`` under ``torch.manual_seed(seed)`` without touching the caller's global RNG (judge side)."""
+    """``build()`` under ``torch.manual_seed(seed)`` without touching the caller's global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def _package_weights(seed: int, build) -> dict[str, torch.Tensor]:
+    """The initial ``state_dict`` of the package's module ``build()`` under ``torch.manual_seed(seed)``, as
+    plain tensors (make side: seeded random numbers, not an answer)."""
+    return {k: v.detach().clone() for k, v in _seeded(seed, build).state_dict().items()}
+
+
+def _same_layout(mine: torch.nn.Module, weights: dict[str, torch.Tensor]) -> bool:
+    """True when the learner's module has exactly these parameter/buffer names and shapes (weights can be
+    copied in)."""
+    a = mine.state_dict()
+    return a.keys() == weights.keys() and all(a[k].shape == weights[k].shape for k in a)
+
+
+def _copy_weights(weights: dict[str, torch.Tensor], mine: torch.nn.Module) -> None:
+    with torch.no_grad():
+        mine.load_state_dict({k: v.clone() for k, v in weights.items()})
+
+
+def _package_module(build, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The package's module ``build()`` with the inputs' weights (judge side; the global RNG is left alone)."""
+    module = _seeded(0, build)
+    module.load_state_dict(weights)
+    return module
 
 
 def _layer_order(block: torch.nn.Module, x: torch.Tensor) -> list[str]:
@@ -189,7 +205,8 @@ def make_down_block(in_ch: int = 8, out_ch: int = 16, sizes=((2, 16, 16), (3, 8,
     return {"in_ch": int(in_ch), "out_ch": int(out_ch), "sizes": sizes, "seed": int(seed),
             "xs": [h.images((B, in_ch, H, W), seed + H + W) for B, H, W in sizes],
             "x_order": h.images((2, in_ch, 8, 8), seed),
-            "x_compare": h.images((2, in_ch, 8, 8), seed + 99)}
+            "x_compare": h.images((2, in_ch, 8, 8), seed + 99),
+            "package_weights": _package_weights(seed + 1, lambda: DownBlock(in_ch, out_ch))}
 
 
 def run_down_block(inputs: dict, cls) -> dict:
@@ -202,12 +219,10 @@ def run_down_block(inputs: dict, cls) -> dict:
     outputs["layers"] = _layers(block)
     outputs["outs"] = [h.call(lambda x=x: _in_eval(block, lambda: block(x.clone()))) for x in inputs["xs"]]
     outputs["order"] = h.call(_layer_order, block, inputs["x_order"].clone())
-    torch.manual_seed(seed + 1)
-    ref = DownBlock(in_ch, out_ch)
-    same = _same_layout(block, ref)
+    same = _same_layout(block, inputs["package_weights"])
     outputs["same_layout"] = same
     if same:
-        _copy_weights_from(ref, block)
+        _copy_weights(inputs["package_weights"], block)
         x = inputs["x_compare"].clone()
         with torch.no_grad():
             outputs["mine"] = h.call(lambda: _in_eval(block, lambda: block(x)))
@@ -215,7 +230,7 @@ def run_down_block(inputs: dict, cls) -> dict:
 
 
 def judge_down_block(inputs: dict, outputs: dict) -> None:
-    in_ch, out_ch, sizes, seed = inputs["in_ch"], inputs["out_ch"], inputs["sizes"], inputs["seed"]
+    in_ch, out_ch, sizes = inputs["in_ch"], inputs["out_ch"], inputs["sizes"]
     r = h.Report("DownBlock")
     what = f"DownBlock({in_ch}, {out_ch})"
     _built(r, outputs, what)
@@ -245,7 +260,7 @@ def judge_down_block(inputs: dict, outputs: dict) -> None:
         x = inputs["x_compare"]
         shown = f"{what} with the reference's weights"
         mine = h.as_tensor(r, h.value(r, outputs["mine"]), shown)
-        ref = _seeded(seed + 1, lambda: DownBlock(in_ch, out_ch))
+        ref = _package_module(lambda: DownBlock(in_ch, out_ch), inputs["package_weights"])
         with torch.no_grad():
             want = ref(x)
             conv, norm = ref.conv[0], ref.conv[1]
@@ -286,7 +301,8 @@ def make_up_block(in_ch: int = 16, skip_ch: int = 8, out_ch: int = 8, sizes=((2,
             "xs": [h.images((B, in_ch, H, W), seed + H) for B, H, W in sizes],
             "skips": [h.images((B, skip_ch, 2 * H, 2 * W), seed + W + 7) for B, H, W in sizes],
             "x_compare": h.images((2, in_ch, 4, 4), seed + 98),
-            "skip_compare": h.images((2, skip_ch, 8, 8), seed + 97)}
+            "skip_compare": h.images((2, skip_ch, 8, 8), seed + 97),
+            "package_weights": _package_weights(seed + 1, lambda: UpBlock(in_ch, skip_ch, out_ch))}
 
 
 def run_up_block(inputs: dict, cls) -> dict:
@@ -307,12 +323,10 @@ def run_up_block(inputs: dict, cls) -> dict:
             rec["backward"] = h.call(lambda: (out * weights).sum().backward())
             rec["x_grad"], rec["skip_grad"] = _grad_sum(x), _grad_sum(skip)
         outputs["sizes"].append(rec)
-    torch.manual_seed(seed + 1)
-    ref = UpBlock(in_ch, skip_ch, out_ch)
-    same = _same_layout(block, ref)
+    same = _same_layout(block, inputs["package_weights"])
     outputs["same_layout"] = same
     if same:
-        _copy_weights_from(ref, block)
+        _copy_weights(inputs["package_weights"], block)
         x, skip = inputs["x_compare"].clone(), inputs["skip_compare"].clone()
         with torch.no_grad():
             outputs["mine"] = h.call(block, x, skip)
@@ -320,7 +334,7 @@ def run_up_block(inputs: dict, cls) -> dict:
 
 
 def judge_up_block(inputs: dict, outputs: dict) -> None:
-    in_ch, skip_ch, out_ch, seed = inputs["in_ch"], inputs["skip_ch"], inputs["out_ch"], inputs["seed"]
+    in_ch, skip_ch, out_ch = inputs["in_ch"], inputs["skip_ch"], inputs["out_ch"]
     r = h.Report("UpBlock")
     what = f"UpBlock({in_ch}, {skip_ch}, {out_ch})"
     _built(r, outputs, what)
@@ -346,7 +360,7 @@ def judge_up_block(inputs: dict, outputs: dict) -> None:
         x, skip = inputs["x_compare"], inputs["skip_compare"]
         shown = f"{what} with the reference's weights"
         mine = h.as_tensor(r, h.value(r, outputs["mine"]), shown)
-        ref = _seeded(seed + 1, lambda: UpBlock(in_ch, skip_ch, out_ch))
+        ref = _package_module(lambda: UpBlock(in_ch, skip_ch, out_ch), inputs["package_weights"])
         with torch.no_grad():
             want = ref(x, skip)
             up = ref.up(x)
@@ -381,7 +395,8 @@ def make_small_unet(in_channels: int = 1, channels=(16, 32), sizes=((2, 16, 16),
         raise ValueError(f"channels should be two ints (c1, c2), e.g. (16, 32); got {channels!r}.")
     return {"in_channels": int(in_channels), "channels": channels, "sizes": sizes, "seed": int(seed),
             "xs": [h.images((B, in_channels, H, W), seed + H * W) for B, H, W in sizes],
-            "x_compare": h.images((2, in_channels, 8, 8), seed + 96)}
+            "x_compare": h.images((2, in_channels, 8, 8), seed + 96),
+            "package_weights": _package_weights(seed + 1, lambda: reference_small_unet(in_channels, channels))}
 
 
 def _skip_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict, torch.Tensor | None, list]:
@@ -420,12 +435,10 @@ def run_small_unet(inputs: dict, cls) -> dict:
             rec["x_grad"] = _grad_sum(x)
             rec["skips"] = [{"shape": tuple(s.shape), "grad": _grad_sum(s)} for s in calls]
         outputs["sizes"].append(rec)
-    torch.manual_seed(seed + 1)
-    ref = reference_small_unet(in_channels, channels)
-    same = _same_layout(model, ref)
+    same = _same_layout(model, inputs["package_weights"])
     outputs["same_layout"] = same
     if same:
-        _copy_weights_from(ref, model)
+        _copy_weights(inputs["package_weights"], model)
         x = inputs["x_compare"].clone()
         with torch.no_grad():
             outputs["mine"] = h.call(model, x)
@@ -434,7 +447,7 @@ def run_small_unet(inputs: dict, cls) -> dict:
 
 
 def judge_small_unet(inputs: dict, outputs: dict) -> None:
-    in_channels, channels, seed = inputs["in_channels"], inputs["channels"], inputs["seed"]
+    in_channels, channels = inputs["in_channels"], inputs["channels"]
     r = h.Report("SmallUNet")
     what = f"SmallUNet(in_channels={in_channels}, channels={channels})"
     _built(r, outputs, what)
@@ -464,7 +477,7 @@ def judge_small_unet(inputs: dict, outputs: dict) -> None:
         shown = f"{what}(x {h.fmt_shape(x.shape)}) with the reference's weights"
         mine = h.as_tensor(r, h.value(r, outputs["mine"]), shown)
         h.check_shape_dtype(r, mine, x.shape, None, shown)
-        ref = _seeded(seed + 1, lambda: reference_small_unet(in_channels, channels))
+        ref = _package_module(lambda: reference_small_unet(in_channels, channels), inputs["package_weights"])
         with torch.no_grad():
             want = ref(x)
         if not h.close(mine, want, 1e-4, 1e-5):

@@ -189,15 +189,66 @@ def test_positional_parameters_keep_the_old_signature():
     assert "DownBlock(in_ch, out_ch)" in checks.check_down_block.__doc__
 
 
-def test_checks_run_seeded_like_before():
-    """The learner's block is built under torch.manual_seed(seed) and the reference under seed + 1, so the
-    global RNG ends where it ended before the checks were split (the notebook trains right after)."""
+def test_the_learners_class_is_built_seeded_and_gets_the_packages_initial_weights(capsys):
+    """Built under torch.manual_seed(seed); with the package's layout, its weights become those of the
+    package's block built under torch.manual_seed(seed + 1), as before the checks were split."""
     Down, _ = _l01_classes()
-    run(checks.check_down_block, Down, seed=3)
-    after = torch.random.get_rng_state()
+    states = []
+
+    class Seen(Down):
+        def __init__(self, i, o):
+            states.append(torch.random.get_rng_state())
+            super().__init__(i, o)
+
+    check = checks.check_down_block
+    inputs = check.make(seed=3)
+    check.run(inputs, Seen)
+    torch.manual_seed(3)
+    assert torch.equal(states[0], torch.random.get_rng_state())
     torch.manual_seed(4)
-    models.DownBlock(8, 16)
-    assert torch.equal(after, torch.random.get_rng_state())
+    ref = models.DownBlock(8, 16)
+    assert all(torch.equal(v, ref.state_dict()[k]) for k, v in inputs["package_weights"].items())
+
+
+def _learner_unet():
+    Down, Up = _l01_classes()
+
+    class SmallUNet(nn.Module):
+        def __init__(self, in_channels=1, channels=(16, 32)):
+            super().__init__()
+            c1, c2 = channels
+            self.conv_in = nn.Conv2d(in_channels, c1, 3, padding=1)
+            self.down1, self.down2 = Down(c1, c1), Down(c1, c2)
+            self.up1, self.up2 = Up(c2, c1, c1), Up(c1, c1, c1)
+            self.conv_out = nn.Conv2d(c1, in_channels, 1)
+
+        def forward(self, x):
+            h0 = self.conv_in(x)
+            h1 = self.down1(h0)
+            return self.conv_out(self.up2(self.up1(self.down2(h1), h1), h0))
+
+    return SmallUNet
+
+
+@pytest.mark.parametrize("name, subject", [("down_block", lambda: _l01_classes()[0]),
+                                           ("up_block", lambda: _l01_classes()[1]),
+                                           ("small_unet", _learner_unet)])
+def test_run_needs_none_of_the_packages_blocks(capsys, monkeypatch, name, subject):
+    """A grader blocks the exercise's reference while the learner's code runs: run must not need it."""
+    check = checks.get_check(f"check_{name}")
+    inputs = check.make()
+
+    def blocked(*a, **k):
+        raise RuntimeError("the package's answer is blocked while your code is graded")
+
+    with monkeypatch.context() as m:
+        for attr in ("DownBlock", "UpBlock", "reference_small_unet"):
+            m.setattr(checks.lesson01, attr, blocked)
+        outputs = check.run(inputs, subject())
+    check.judge(inputs, outputs)
+    out = capsys.readouterr().out
+    assert "with the package's weights copied in" in out or "with the reference's weights copied in" in out
+    assert "✗" not in out
 
 
 # ------------------------------------------------------------------ the three steps, apart
