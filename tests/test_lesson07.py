@@ -36,7 +36,7 @@ MISTAKES = {
     "schedule_float32": ("ex1-linear-schedule", "dtype=torch.float64", "dtype=torch.float32", True),
     "alphas_cumprod_of_betas": ("ex1-linear-schedule", "torch.cumprod(1.0 - betas, dim=0)",
                                 "torch.cumprod(betas, dim=0)", True),
-    "q_sample_variance": ("ex2-q-sample", "(1 - a).sqrt() * eps", "(1 - a) * eps", True),
+    "q_sample_variance": ("ex2-q-sample", "(1 - a).sqrt() * noise", "(1 - a) * noise", True),
     "q_sample_ignores_schedule": ("ex2-q-sample", "a = alphas_cumprod.to(", "a = linear_schedule(1000)[1].to(",
                                   False),
     "mask_to_zero": ("ex3-cfg-loss", "torch.full_like(y, model.null_class)", "torch.zeros_like(y)", True),
