@@ -2,6 +2,7 @@
 # The course's one entry point.
 #
 #   ./course.sh open    set everything up (venv, package, data) and open the course in JupyterLab
+#   ./course.sh instructor  the same JupyterLab on the whole repository, with nbgrader's instructor UI
 #   ./course.sh test    set everything up and run the whole test suite
 #   ./course.sh setup   only set up (idempotent: re-running it skips what is already done)
 #   ./course.sh release regenerate notebooks/ from solutions/ (--check: only compare, --gradebook: also fill gradebook.db)
@@ -9,6 +10,8 @@
 #
 # Environment: PYTHON (interpreter for the venv, default python3), VENV (default ./.venv),
 # COURSE_DATA_DIR (default ./data), JUPYTER_ARGS (extra arguments for `jupyter lab`).
+# `open` hides nbgrader's instructor UI (its JupyterLab extension and its server extensions) for that
+# server only, through the config directory learner_config writes; `instructor` shows it.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,6 +87,25 @@ prepare_data() {
         || log "FashionMNIST is not ready; the lessons say how to get it (see README, 'Data')."
 }
 
+learner_config() {
+    # A Jupyter config directory for the learner's server, put first on JUPYTER_CONFIG_PATH for this
+    # launch only (nothing global changes): nbgrader's JupyterLab extension ("Nbgrader" menu, "Create
+    # Assignment" sidebar, "Validate" button) and its four server extensions are switched off.
+    LEARNER_CONFIG="$VENV/etc/course-learner"
+    mkdir -p "$LEARNER_CONFIG/labconfig"
+    cat > "$LEARNER_CONFIG/labconfig/page_config.json" <<'JSON'
+{"disabledExtensions": {"@jupyter/nbgrader": true}}
+JSON
+    cat > "$LEARNER_CONFIG/jupyter_server_config.json" <<'JSON'
+{"ServerApp": {"jpserver_extensions": {
+  "nbgrader.server_extensions.formgrader": false,
+  "nbgrader.server_extensions.validate_assignment": false,
+  "nbgrader.server_extensions.assignment_list": false,
+  "nbgrader.server_extensions.course_list": false}}}
+JSON
+    export JUPYTER_CONFIG_PATH="$LEARNER_CONFIG${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
+}
+
 setup() {
     install_apt_data
     setup_venv
@@ -96,6 +118,7 @@ case "$cmd" in
     setup) setup ;;
     open)
         setup
+        learner_config
         # The learner's root is notebooks/ (the student copies); the start page opens first.
         url=/lab/tree
         [ -f notebooks/00_start_here.ipynb ] && url=/lab/tree/00_start_here.ipynb
@@ -105,6 +128,16 @@ case "$cmd" in
         # shellcheck disable=SC2086
         exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$REPO/notebooks" --LabApp.default_url="$url" \
             $root_flag ${JUPYTER_ARGS:-} "$@"
+        ;;
+    instructor)
+        # The instructor's view: the whole repository (solutions/, notebooks/, nbgrader_config.py) with
+        # nbgrader's menu, Create Assignment sidebar and formgrader.
+        setup
+        log "opening JupyterLab on the repository, with nbgrader's instructor UI (Ctrl-C to stop)"
+        root_flag=""
+        [ "$(id -u)" -eq 0 ] && root_flag="--allow-root"
+        # shellcheck disable=SC2086
+        exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$REPO" $root_flag ${JUPYTER_ARGS:-} "$@"
         ;;
     release)
         setup_venv
@@ -123,7 +156,7 @@ case "$cmd" in
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
-        sed -n '2,11p' "$0"
+        sed -n '2,14p' "$0"
         [ "$cmd" = help ] || exit 2
         ;;
 esac
