@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import course_runtime, sampling, time_to_quality, train_throughput
+from . import course_runtime, gpu_check, sampling, time_to_quality, train_throughput
 from .common import REPO, markdown_table, read_results
 
 # name → (main, its arguments, the extra arguments of a quick run)
@@ -56,8 +56,10 @@ def _section_throughput(results: dict) -> list[str]:
     for key in sorted(k for k in results if k.startswith("train_throughput_") and not k.endswith("_quick")):
         r = results[key]
         found = True
-        out += [f"### {r['machine']['device'].upper()}: {r['machine']['device_name']}", "", _machine_line(r), "",
-                train_throughput.table(r), "",
+        out += [f"### {r['machine']['device'].upper()}: {r['machine']['device_name']}", "", _machine_line(r), ""]
+        if r.get("image_size", 16) != 16:                 # the GPU check measures at 28 px
+            out += [f"Image size {r['image_size']} px (not 16 px), batch {r['batch']}.", ""]
+        out += [train_throughput.table(r), "",
                 f"Ratios (default trainer): **{r['ratios']['ours_vs_diffusers']}× diffusers**, "
                 f"**{r['ratios']['ours_vs_naive']}× the naive loop**. Diffusers widths {tuple(r['diffusers_widths'])}.",
                 ""]
@@ -170,9 +172,11 @@ def _section_goals(results: dict) -> list[str]:
     gpu = results.get("train_throughput_cuda")
     for goal, key, need in (("GPU images/s ≥ 3× naive loop", "ours_vs_naive", 3.0),
                             ("GPU images/s ≥ 1.5× diffusers", "ours_vs_diffusers", 1.5)):
-        if gpu:
-            v = gpu["ratios"][key]
+        v = gpu["ratios"].get(key) if gpu else None
+        if v is not None:
             rows.append([goal, f"{v}×", "met" if v >= need else "not met"])
+        elif gpu:                                         # a run cut short before that loop was measured
+            rows.append([goal, "not measured (the GPU run stopped before this loop)", "open"])
         else:
             rows.append([goal, "not measured (no GPU)", "open"])
     cpu = results.get("train_throughput_cpu")
@@ -192,6 +196,7 @@ def render(results: dict | None = None, path: Path | None = None) -> Path:
     lines += _section_ttq(results)
     lines += _section_sampling(results)
     lines += _section_course(results)
+    lines += gpu_check.report_lines(results)            # nothing unless bench/gpu_check.py has run on a GPU
     lines += _section_checkpoints()
     path = path or REPO / "BENCHMARKS.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -16,12 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # Dense peak FLOP/s from the vendors' data sheets (no sparsity), for model-FLOPs utilisation on GPUs.
+# H100/H200 SXM: NVIDIA's data sheets give FP32 67 TFLOP/s and, with 2:4 sparsity, TF32 989 and BF16/FP16
+# 1,979 TFLOP/s; dense is half of the sparse figure. The values below are the H100 white paper's dense figures
+# at the 1,830 MHz boost clock (FP32 66.9, TF32 494.7, BF16/FP16 989.4), which the H200 shares (same GH100 chip
+# and clocks; only the memory differs: 141 GB HBM3e at 4.8 TB/s). "tf32" is what fp32 convolutions run on
+# with cuDNN's default allow_tf32 = True.
 GPU_PEAK_FLOPS = {
     # name fragment: {dtype: FLOP/s}
-    "H200": {"bf16": 989.4e12, "fp16": 989.4e12, "fp32": 66.9e12},
-    "H100": {"bf16": 989.4e12, "fp16": 989.4e12, "fp32": 66.9e12},   # SXM; the PCIe card is ~76 % of it
-    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},
-    "L4": {"bf16": 121e12, "fp16": 121e12, "fp32": 30.3e12},
+    "H200": {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12},
+    "H100": {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12},   # SXM; PCIe is ~76 % of it
+    "A100": {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
+    "L4": {"bf16": 121e12, "fp16": 121e12, "tf32": 60e12, "fp32": 30.3e12},
     "T4": {"fp16": 65e12, "fp32": 8.1e12},
 }
 
@@ -110,8 +115,9 @@ def measured_matmul_peak(device: torch.device, dtype: torch.dtype = torch.float3
     return 2 * n ** 3 / best
 
 
-def peak_flops(device: torch.device, dtype: str) -> tuple[float, str]:
-    """(peak FLOP/s, where the figure comes from) for MFU: the data sheet on known GPUs, else a measured matmul."""
+def peak_flops(device: torch.device, dtype: str, n: int | None = None) -> tuple[float, str]:
+    """(peak FLOP/s, where the figure comes from) for MFU: the data sheet on known GPUs, else a measured n×n matmul
+    (``n`` None: measured_matmul_peak's default; a smoke run passes a small one)."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for frag, table in GPU_PEAK_FLOPS.items():
@@ -120,7 +126,7 @@ def peak_flops(device: torch.device, dtype: str) -> tuple[float, str]:
     tdtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
     if device.type == "cpu" and tdtype == torch.float16:
         tdtype = torch.float32
-    return measured_matmul_peak(device, tdtype), f"measured {tdtype} matmul on this {device.type}"
+    return measured_matmul_peak(device, tdtype, n=n), f"measured {tdtype} matmul on this {device.type}"
 
 
 def write_result(name: str, payload: dict, directory: Path | None = None) -> Path:

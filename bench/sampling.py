@@ -28,19 +28,24 @@ from .common import count_flops, machine_info, markdown_table, sync, write_resul
 
 
 @torch.inference_mode()
-def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 50, eta: float = 0.0):
-    """``n`` samples in batches; returns (samples on CPU, seconds spent sampling)."""
+def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 50, eta: float = 0.0,
+            w: float | None = None):
+    """``n`` samples in batches; returns (samples on CPU, seconds spent sampling). ``w`` (a class-conditional
+    model only): classifier-free guidance with labels 0, 1, …, 9, 0, … (the conditional and null passes share
+    one batch)."""
     g = torch.Generator(device=device).manual_seed(seed)
     out, seconds = [], 0.0
     for start in range(0, n, batch):
         b = min(batch, n - start)
         shape = (b, model.config.in_channels, 16, 16)
+        guide = {} if w is None else {"y": torch.arange(start, start + b, device=device) % 10, "w": w}
         sync(device)
         t0 = time.perf_counter()
         if ddpm:
-            x = diffusion.p_sample_loop(model, shape, generator=g, progress=False)
+            x = diffusion.p_sample_loop(model, shape, generator=g, progress=False, **guide)
         else:
-            x = diffusion.ddim_sample_loop(model, shape, num_steps=steps, eta=eta, generator=g, progress=False)
+            x = diffusion.ddim_sample_loop(model, shape, num_steps=steps, eta=eta, generator=g, progress=False,
+                                           **guide)
         sync(device)
         seconds += time.perf_counter() - t0
         out.append(x.float().cpu())
@@ -48,15 +53,20 @@ def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 5
 
 
 def run(samples: int = 1000, ddpm_samples: int | None = None, steps=(10, 20, 50, 100), etas=(0.0, 1.0),
-        batch: int = 500, seed: int = 0, device_name: str = "auto", threads: int | None = None) -> dict:
+        batch: int = 500, seed: int = 0, device_name: str = "auto", threads: int | None = None,
+        checkpoint: str = "ddpm16", w: float = 2.0, real_limit: int | None = None) -> dict:
+    """``checkpoint``: "ddpm16" (unconditional) or "cfg16" (class-conditional, sampled with guidance ``w``);
+    ``real_limit``: the first N test images as the Fréchet distance's reference (default all 10 000)."""
     device = get_device(device_name)
     if threads:
         torch.set_num_threads(threads)
-    model, diffusion, meta = load_pretrained("ddpm16", device=device)
-    real = load_fashion_mnist(train=False, image_size=16).images
+    model, diffusion, meta = load_pretrained(checkpoint, device=device)
+    conditional = isinstance(getattr(model, "null_class", None), int)
+    guidance = w if conditional else None
+    real = load_fashion_mnist(train=False, image_size=16, limit=real_limit).images
     x = torch.randn(2, 1, 16, 16, device=device)
     t = torch.zeros(2, dtype=torch.long, device=device)
-    fwd_flops = count_flops(lambda: model(x, t)) // 2
+    fwd_flops = count_flops(lambda: model(x, t, torch.zeros_like(t)) if conditional else model(x, t)) // 2
     rows = []
 
     def add(name, eta, n_steps, n, imgs, secs):
@@ -70,12 +80,15 @@ def run(samples: int = 1000, ddpm_samples: int | None = None, steps=(10, 20, 50,
 
     for eta in etas:
         for s in steps:
-            imgs, secs = _sample(model, diffusion, samples, batch, seed, device, ddpm=False, steps=s, eta=eta)
+            imgs, secs = _sample(model, diffusion, samples, batch, seed, device, ddpm=False, steps=s, eta=eta,
+                                 w=guidance)
             add("DDIM", eta, s, samples, imgs, secs)
     n = ddpm_samples or samples
-    imgs, secs = _sample(model, diffusion, n, batch, seed, device, ddpm=True)
+    imgs, secs = _sample(model, diffusion, n, batch, seed, device, ddpm=True, w=guidance)
     add("DDPM", 1.0, diffusion.num_timesteps, n, imgs, secs)
-    return {"benchmark": "sampling", "machine": machine_info(device), "checkpoint": "ddpm16",
+    extra = {} if guidance is None else {"guidance_w": guidance,
+                                         "network_passes_per_step": 2}   # conditional + null, one batch
+    return {"benchmark": "sampling", "machine": machine_info(device), "checkpoint": checkpoint, **extra,
             "checkpoint_command": meta.get("command"), "batch": batch, "seed": seed, "clip_x0": True,
             "real_images": int(real.shape[0]), "gflop_per_forward_image": round(fwd_flops / 1e9, 4),
             "rows": rows}
@@ -99,15 +112,21 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--checkpoint", default="ddpm16", choices=("ddpm16", "cfg16"),
+                   help="cfg16 is class-conditional and sampled with guidance --w")
+    p.add_argument("--w", type=float, default=2.0, help="guidance weight for cfg16")
+    p.add_argument("--real-limit", type=int, default=None, help="test images for the Fréchet distance (default all)")
     p.add_argument("--out", default=None)
+    p.add_argument("--name", default=None, help="results file name (default sampling_<device>)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     result = run(a.samples, a.ddpm_samples, tuple(int(s) for s in a.steps.split(",")),
-                 tuple(float(e) for e in a.etas.split(",")), a.batch, device_name=a.device, threads=a.threads)
+                 tuple(float(e) for e in a.etas.split(",")), a.batch, device_name=a.device, threads=a.threads,
+                 checkpoint=a.checkpoint, w=a.w, real_limit=a.real_limit)
     result["command"] = "python -m bench.sampling " + " ".join(argv)
     result["wall_time_s"] = round(time.perf_counter() - t0, 1)
     print(table(result))
-    path = write_result(f"sampling_{result['machine']['device']}", result, Path(a.out) if a.out else None)
+    path = write_result(a.name or f"sampling_{result['machine']['device']}", result, Path(a.out) if a.out else None)
     print(f"wrote {path}")
     return 0
 
