@@ -65,7 +65,7 @@ class TestLesson04(LessonTests, CellTests):
 
         import torch
 
-        rec = checks._TimeRecorder(1000)
+        rec = checks._harness.Recorder(1000)
         d = GaussianDiffusion(linear_betas(1000))
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():

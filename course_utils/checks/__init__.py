@@ -7,9 +7,8 @@ for the three steps every check is made of). One module per lesson; this package
 """
 from __future__ import annotations
 
-from ._legacy import *  # noqa: F401,F403  (transitional: the lessons' checks move to lessonNN.py)
-from ._legacy import __all__ as _legacy_all
-from . import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
+from . import _harness, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
+from ._harness import REGISTRY, Check, CheckFailed, get_check
 from .lesson01 import *  # noqa: F401,F403
 from .lesson02 import *  # noqa: F401,F403
 from .lesson03 import *  # noqa: F401,F403
@@ -17,8 +16,7 @@ from .lesson04 import *  # noqa: F401,F403
 from .lesson05 import *  # noqa: F401,F403
 from .lesson06 import *  # noqa: F401,F403
 from .lesson07 import *  # noqa: F401,F403
-from ._harness import REGISTRY, Check, CheckFailed, get_check
 
-__all__ = sorted(set(_legacy_all) | set(lesson01.__all__) | set(lesson02.__all__) | set(lesson03.__all__)
-                 | set(lesson04.__all__) | set(lesson05.__all__) | set(lesson06.__all__) | set(lesson07.__all__)
-                 | {"REGISTRY", "Check", "CheckFailed", "get_check"})
+_LESSONS = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07)
+
+__all__ = sorted(set().union(*(m.__all__ for m in _LESSONS)) | {"REGISTRY", "Check", "CheckFailed", "get_check"})
