@@ -14,11 +14,7 @@ import importlib
 import os
 import types
 
-__all__ = ["grade_call", "blocked", "ReferenceBlocked"]
-
-
-class ReferenceBlocked(RuntimeError):
-    """Raised by a package function that is the answer of the exercise being graded."""
+__all__ = ["grade_call", "blocked"]
 
 
 def _resolve(dotted: str):
@@ -38,10 +34,11 @@ def _resolve(dotted: str):
 
 
 def _raiser(dotted: str, exercise: str) -> types.CodeType:
+    """Code that raises, for a function whose own globals it will run in (so it names only builtins)."""
     msg = (f"{dotted} is not available while your {exercise} is graded: the exercise is to write it "
            f"yourself, so your code may not call the package's answer.")
-    ns: dict = {"ReferenceBlocked": ReferenceBlocked}
-    exec(f"def blocked(*args, **kwargs):\n    raise ReferenceBlocked({msg!r})\n", ns)   # noqa: S102
+    ns: dict = {}
+    exec(f"def blocked(*args, **kwargs):\n    raise RuntimeError({msg!r})\n", ns)   # noqa: S102
     return ns["blocked"].__code__
 
 
@@ -60,17 +57,21 @@ def blocked(check):
             continue
         if isinstance(fn, types.FunctionType):
             targets.append((dotted, fn))
-    saved = []
+    saved, seen = [], set()
     for dotted, fn in targets:
+        if id(fn) in seen:                        # the reference may also be named in blocks
+            continue
+        seen.add(id(fn))
+        code = fn.__code__
         try:
-            saved.append((fn, fn.__code__))
             fn.__code__ = _raiser(dotted, check.name)
-        except (TypeError, ValueError):          # a closure's code cannot be swapped: leave it
-            saved.pop()
+        except (TypeError, ValueError):           # a closure's code cannot be swapped: leave it
+            continue
+        saved.append((fn, code))
     try:
         yield
     finally:
-        for fn, code in saved:
+        for fn, code in reversed(saved):
             fn.__code__ = code
 
 

@@ -32,10 +32,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import handin as handins
 from . import sandbox
 from .gradebook import autograded_notebook, record_scores
 from .judge import judge_call, load_outputs
-from .plan import PlanError, make_inputs, plan_test_cells
+from .plan import PlanError, locked_constants, make_inputs, plan_test_cells
 from .submissions import _nbgrader_meta, _test_cells, find_submissions, prepare_submission
 
 __all__ = ["Limits", "SubmissionResult", "grade_lesson", "write_summary", "main"]
@@ -76,6 +77,7 @@ class SubmissionResult:
     seed: int = 0                     # the grading-time seed the inputs were made from
     verdicts: dict[str, str] = field(default_factory=dict)         # test grade_id → the judge's ✓/✗ lines
     source_sha256: str = ""           # the source notebook the tests came from
+    handin_sha256: str | None = None  # a file handed in beside the notebook (lesson 07's checkpoint)
 
     @property
     def attention(self) -> bool:
@@ -114,7 +116,8 @@ def _sandbox_env(limits: Limits) -> tuple[tuple[str, str], ...]:
 
 
 def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict, plans: dict, limits: Limits,
-               out_dir: Path, hide: tuple[Path, ...], sandboxed: bool, seed: int) -> tuple[SubmissionResult, dict]:
+               out_dir: Path, hide: tuple[Path, ...], sandboxed: bool, seed: int,
+               constants: dict) -> tuple[SubmissionResult, dict]:
     import torch
 
     t0 = time.perf_counter()
@@ -147,6 +150,16 @@ def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict,
     for c in calls:
         inputs[c.key] = make_inputs(c, seed)
         torch.save(inputs[c.key], scratch / "inputs" / f"{c.key.replace('#', '__')}.pt")
+    handin = None
+    if any(c.check == "check_assessment" for c in calls):
+        handin = handins.verify_checkpoint(handins.find_checkpoint(path, lesson),
+                                           int(constants.get("MAX_PARAMETERS", 600_000)))
+        res.handin_sha256 = handin.sha256
+        res.flags.extend(handin.flags)
+        if handin.ok:
+            handins.install(handin, scratch / "work")
+        else:
+            res.flags.extend(f"assessment scored 0: {p}" for p in handin.problems)
     (scratch / "submission.ipynb").write_text(json.dumps(prep.notebook), encoding="utf-8")
     (scratch / "plan.json").write_text(json.dumps({"cell_timeout": limits.cell_timeout, "calls": [
         {"key": c.key, "test": c.test, "check": c.check, "subjects": list(c.subjects)} for c in calls]}))
@@ -178,7 +191,13 @@ def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict,
         texts, passed = [], True
         for c in plans.get(t, []):
             outputs, why = load_outputs(scratch / "outputs" / f"{c.key.replace('#', '__')}.pt")
+            if c.check == "check_assessment" and handin is not None and not handin.ok:
+                outputs, why = None, "; ".join(handin.problems)
             v = judge_call(c.check, inputs[c.key], outputs, why)
+            if c.check == "check_assessment" and v.passed:
+                flag = handins.near_copies_of_training_images(outputs.get("samples", {}).get("value"))
+                if flag:
+                    res.flags.append(flag)
             passed &= v.passed
             texts.append(v.text)
         res.tests[t] = points.get(t, 0.0) if passed and plans.get(t) else 0.0
@@ -242,6 +261,7 @@ def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.P
     except PlanError as err:
         raise ValueError(f"{lesson}: {err}") from None
     source_digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    constants = locked_constants(source_nb)
     work = _build_course(course, source_dir, lesson, out_dir / "work")
     release = json.loads((work / "notebooks" / lesson / f"{lesson}.ipynb").read_text(encoding="utf-8"))
     hide = tuple(dict.fromkeys([source_dir, out_dir, Path(submissions).resolve(), course / "solutions",
@@ -253,12 +273,16 @@ def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.P
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         if record.exists():
             old = json.loads(record.read_text())
+            ck = handins.find_checkpoint(path, lesson)
+            ck_digest = hashlib.sha256(ck.read_bytes()).hexdigest() if ck is not None and ck.is_file() else None
             if old.get("sha256") == digest and old.get("limits") == asdict(limits) \
-                    and old.get("source_sha256") == source_digest:
+                    and old.get("source_sha256") == source_digest \
+                    and old.get("handin_sha256") in (None, ck_digest):
                 results.append(SubmissionResult(**old))
                 progress(f"[{i}/{len(found)}] {student}: already graded ({old['score']:g}/{old['max_score']:g})")
                 continue
-        res, nbs = _grade_one(work, lesson, student, path, release, plans, limits, out_dir, hide, sandboxed, seed)
+        res, nbs = _grade_one(work, lesson, student, path, release, plans, limits, out_dir, hide, sandboxed, seed,
+                              constants)
         res.source_sha256 = source_digest
         record.write_text(json.dumps(asdict(res), indent=1))
         if nbs.get("notebook") is not None:

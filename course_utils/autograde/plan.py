@@ -6,7 +6,8 @@ student's process. It parses the cell here, in the trusted process:
 
 * the **subject** — the positional arguments, e.g. ``q_sample`` or ``lambda x0, t, a, eps: q_sample(...)`` —
   is source text that the sandbox evaluates in the student's namespace;
-* the **parameters** — the keyword arguments — are evaluated here (instructor code; ``torch`` and ``math``
+* the **parameters** — the keyword arguments — are evaluated here (instructor code; ``torch``, ``math``
+  and the literal constants that the notebook's locked cells assign, such as ``MAX_PARAMETERS = 600_000``,
   in scope), and the check's ``make`` step turns them into the inputs, with the seed shifted by a seed
   drawn at grading time, so that no answer can be hard-coded for the inputs the notebook shows.
 
@@ -20,10 +21,7 @@ import inspect
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["PlannedCall", "PlanError", "plan_test_cells", "make_inputs", "ASSESSMENT_ID"]
-
-ASSESSMENT_ID = "assessment"      # lesson 07's checkpoint-graded cell (see .assessment)
-
+__all__ = ["PlannedCall", "PlanError", "plan_test_cells", "make_inputs", "locked_constants"]
 
 class PlanError(ValueError):
     """A test cell that the grader cannot split into check calls."""
@@ -67,6 +65,26 @@ def _meta(cell) -> dict:
     return (cell.get("metadata") or {}).get("nbgrader") or {}
 
 
+def locked_constants(nb: dict) -> dict:
+    """``NAME = <literal>`` assignments at the top level of the locked, non-answer code cells."""
+    out = {}
+    for cell in nb["cells"]:
+        meta = _meta(cell)
+        if cell.get("cell_type") != "code" or not meta.get("locked") or meta.get("solution"):
+            continue
+        try:
+            tree = ast.parse(_source(cell))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try:
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    pass
+    return out
+
+
 def plan_test_cells(source_nb: dict) -> dict[str, list[PlannedCall]]:
     """``test grade_id → [PlannedCall, …]`` for every autograded test cell of the source notebook.
 
@@ -75,15 +93,13 @@ def plan_test_cells(source_nb: dict) -> dict[str, list[PlannedCall]]:
     """
     import torch
 
-    scope = {"torch": torch, "math": math}
+    scope = {"torch": torch, "math": math, **locked_constants(source_nb)}
     plans: dict[str, list[PlannedCall]] = {}
     for cell in source_nb["cells"]:
         meta = _meta(cell)
         if not meta.get("grade") or meta.get("solution") or cell.get("cell_type") != "code":
             continue
         gid = meta["grade_id"]
-        if gid == ASSESSMENT_ID:
-            continue
         src = _source(cell).replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
         try:
             tree = ast.parse(src)
@@ -116,7 +132,7 @@ def make_inputs(call: PlannedCall, grading_seed: int) -> dict:
     check = get_check(call.check)
     params = dict(call.params)
     sig = inspect.signature(check.make)
-    if "seed" in sig.parameters:
+    if "seed" in sig.parameters and check.grading_seed:
         base = params.get("seed", sig.parameters["seed"].default)
         base = 0 if base is inspect.Parameter.empty else int(base)
         params["seed"] = (base + grading_seed) % (2 ** 31)

@@ -95,7 +95,8 @@ def scan_for_tampering(source: str, protected: set[str]) -> list[str]:
                     reasons.append(f"line {line}: imports {a.name} as {a.asname!r}, a name the tests use")
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for m in mods:
-                if m.split(".")[0] in ("builtins", "ctypes", "gc") or m.startswith("unittest.mock"):
+                if m.split(".")[0] in ("builtins", "ctypes", "gc") or m.startswith(("unittest.mock", "torch.overrides",
+                                                                                  "torch.utils._python_dispatch")):
                     reasons.append(f"line {line}: imports {m}")
         if isinstance(node, ast.Call):
             fn = node.func
@@ -109,7 +110,7 @@ def scan_for_tampering(source: str, protected: set[str]) -> list[str]:
                 reasons.append(f"line {line}: installs an IPython hook ({ast.unparse(fn)})")
         if isinstance(node, ast.Attribute) and (node.attr in _SUSPECT_ATTRIBUTES or node.attr in _IPYTHON_HOOKS):
             reasons.append(f"line {line}: touches {ast.unparse(node)}")
-        if isinstance(node, ast.ClassDef) and any(_root_name(b) in ("torch",) and "Mode" in ast.unparse(b)
+        if isinstance(node, ast.ClassDef) and any("FunctionMode" in ast.unparse(b) or "DispatchMode" in ast.unparse(b)
                                                   for b in node.bases):
             reasons.append(f"line {line}: defines a torch function mode ({node.name})")
         if isinstance(node, (ast.Global, ast.Nonlocal)):

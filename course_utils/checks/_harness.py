@@ -88,6 +88,9 @@ class Check:
         blocks: dotted names of the package functions that *are* this exercise's answer
             (``"course_utils.diffusion.GaussianDiffusion.q_sample"``): the grader makes them raise while
             the learner's code runs, so an answer cannot delegate to them.
+        grading_seed: whether a grader may replace the ``seed`` parameter by one drawn at grading time
+            (True for unit checks; False where the seed is part of the published contract, as in lesson 07's
+            assessment: "the same seed gives the same verdict").
     """
 
     name: str
@@ -97,6 +100,7 @@ class Check:
     reference: Callable | None = None
     doc: str = ""
     blocks: tuple[str, ...] = ()
+    grading_seed: bool = True
 
     def __call__(self, *subject, **params) -> None:
         __tracebackhide__ = True  # noqa: F841

@@ -17,7 +17,8 @@ from ..diffusion import GaussianDiffusion
 from ..schedules import linear_betas
 from . import _harness as h
 
-__all__ = ["check_linear_schedule", "check_cfg_loss", "check_conditional_model", "check_guided_sample"]
+__all__ = ["check_linear_schedule", "check_cfg_loss", "check_conditional_model", "check_guided_sample",
+           "check_assessment", "ASSESSMENT_CHECKPOINT"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,4 +413,105 @@ check_guided_sample = h.register(h.Check(
     doc="""Check ``fn(model, diffusion, labels, w, num_steps, generator)`` (16 px images) against the package's
     ``diffusion.ddim_sample_loop(model, shape, num_steps=num_steps, y=labels, w=w, generator=…)`` — DDIM
     (η = 0) with ε̂ = (1 + w)·ε(x, y) − w·ε(x, ∅) — on a small random conditional U-Net, same seed.
+    """))
+
+
+# ----------------------------------------------------------------------------------------------
+# The assessment: the shipped classifier must recognise the learner's samples as their classes
+# ----------------------------------------------------------------------------------------------
+ASSESSMENT_CHECKPOINT = "assessment_model.pt"
+
+
+def make_assessment(per_class: int = 10, num_steps: int = 20, seed: int = 2024, checkpoint: str | None = None,
+                    threshold: float | None = None) -> dict:
+    """The assessment's settings; the checkpoint and the pass mark default to the environment variables
+    ``COURSE_ASSESSMENT_CHECKPOINT`` (else ``assessment_model.pt``) and ``COURSE_ASSESSMENT_THRESHOLD``
+    (else 0.9), read here — on the grader's side when grading."""
+    import math
+    import os
+
+    for name, v in (("per_class", per_class), ("num_steps", num_steps)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive int; got {v!r}.")
+    if threshold is None:
+        threshold = float(os.environ.get("COURSE_ASSESSMENT_THRESHOLD", "0.9"))
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1 \
+            or not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a fraction in [0, 1] (0.9 = 90 % recognised); got {threshold!r}.")
+    checkpoint = checkpoint or os.environ.get("COURSE_ASSESSMENT_CHECKPOINT", ASSESSMENT_CHECKPOINT)
+    return {"checkpoint": str(checkpoint), "per_class": per_class, "num_steps": num_steps, "seed": int(seed),
+            "threshold": float(threshold), "labels": torch.arange(10).repeat_interleave(per_class)}
+
+
+def run_assessment(inputs: dict, sampler, w) -> dict:
+    """Load the checkpoint, then draw the samples with the learner's sampler and guidance weight ``w``."""
+    from ..checkpoints import load_checkpoint
+    from ..utils import get_device
+
+    device = get_device("auto")
+    loaded = h.call_keep(load_checkpoint, inputs["checkpoint"], device)
+    res: dict = {"loaded": loaded[0], "w": h.plain(w)}
+    if loaded[0]["error"] is not None:
+        return res
+    model, diffusion, meta = loaded[1]
+    res["steps"] = h.plain(meta.get("steps", meta.get("train_config", {}).get("steps")) if isinstance(meta, dict)
+                           else None)
+    if isinstance(w, bool) or not isinstance(w, (int, float)):
+        return res
+    labels = inputs["labels"].to(device)
+    generator = torch.Generator(device=device).manual_seed(inputs["seed"])
+    model.eval()
+    res["samples"] = h.call(sampler, model, diffusion, labels, w=float(w), num_steps=inputs["num_steps"],
+                            generator=generator)
+    return res
+
+
+def judge_assessment(inputs: dict, outputs: dict) -> None:
+    import math
+
+    from ..assessment import AssessmentResult
+    from ..data import FASHION_MNIST_CLASSES
+    from ..metrics import class_agreement_per_class
+
+    r = h.Report("assessment")
+    loaded = outputs["loaded"]
+    if loaded["error"] is not None:
+        e = loaded["error"]
+        r.fail(f"the checkpoint {inputs['checkpoint']!r} could not be loaded ({e['type']}: {e['message'][:300]}). "
+               "Run the training cell (section 6) first: it saves assessment_model.pt beside this notebook.")
+    w = outputs["w"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not -1 <= w <= 20:
+        r.fail(f"W should be a guidance weight, a float between -1 and 20; got {w!r}.")
+    x = h.as_tensor(r, h.value(r, outputs["samples"], "guided_sample"), "guided_sample(...)")
+    labels = inputs["labels"]
+    n = labels.shape[0]
+    if tuple(x.shape) != (n, 1, 16, 16):
+        r.fail(f"guided_sample must return {n} grey 16×16 images, shape ({n}, 1, 16, 16); got {tuple(x.shape)}.")
+    if not torch.isfinite(x).all():
+        r.fail("the samples contain NaN or inf.")
+    x = x.float().clamp(-1, 1)
+    per = class_agreement_per_class(x, labels)
+    agreement = sum(per.values()) / len(per)
+    result = AssessmentResult(agreement=agreement, per_class=per, passed=agreement >= inputs["threshold"],
+                              threshold=inputs["threshold"], seconds=0.0, samples=n, w=float(w),
+                              seed=inputs["seed"], num_steps=inputs["num_steps"])
+    print(f"checkpoint {inputs['checkpoint']}: {outputs.get('steps')} training steps; {n} samples, w = {w}, "
+          f"DDIM {inputs['num_steps']} steps, seed {inputs['seed']}\n")
+    print(result.table(FASHION_MNIST_CLASSES))
+    if not result.passed:
+        r.fail(f"the classifier recognised {agreement:.1%} of your samples as their class; the pass mark is "
+               f"{inputs['threshold']:.0%}. Train longer (MODE = 'full'), or try another W.")
+    r.ok(f"the shipped classifier recognised {agreement:.1%} of your {n} samples (pass mark "
+         f"{inputs['threshold']:.0%})")
+
+
+check_assessment = h.register(h.Check(
+    "assessment", make_assessment, run_assessment, judge_assessment, reference=None, grading_seed=False,
+    blocks=("course_utils.diffusion.GaussianDiffusion.ddim_sample_loop",
+            "course_utils.diffusion.GaussianDiffusion.ddim_sample_loop_progressive"),
+    doc="""The assessment: ``check_assessment(guided_sample, W)`` loads ``assessment_model.pt`` (or
+    ``$COURSE_ASSESSMENT_CHECKPOINT``), draws ``per_class`` samples of each class with ``guided_sample`` and
+    guidance weight ``W`` from a generator seeded with ``seed``, and passes when the shipped FashionMNIST
+    classifier recognises at least the pass mark (``$COURSE_ASSESSMENT_THRESHOLD``, default 90 %) as the
+    class asked for. The same checkpoint, sampler, W and seed give the same verdict.
     """))

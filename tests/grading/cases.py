@@ -7,6 +7,13 @@ with every answer filled in from the solution, then breaks or cheats in one plac
 
 ``CASES[name] = Case(build, expected_score, expected_flag)``: ``build(release, solution) -> bytes`` (the
 file as submitted), ``expected_flag`` a substring the grader's flags must contain (None: no flag).
+
+The deserved score is what the answers earn on their own: patching torch, the checks or IPython inside
+the sandbox earns nothing (the verdict is decided outside it), and code that attacks the grader, the
+records or other submissions changes nothing but is flagged for review. ``COLLATERAL`` cases are graded in
+one batch with ``INNOCENT`` submissions, whose scores must be the same as when graded alone.
+``TARGETS`` holds the real paths of the grading run (the test fills them in before building), so the
+attacks aim at the files that exist, not at guesses.
 """
 from __future__ import annotations
 
@@ -161,11 +168,12 @@ CASES: dict[str, Case] = {
     "checks_monkeypatched": Case(
         _edit("ex5-q-sample", lambda s: WRONG_Q_SAMPLE + "import course_utils.checks as cc\n"
               "cc.check_q_sample = lambda *a, **k: None\ncheck_q_sample = cc.check_q_sample\n"),
-        TOTAL - 2, "tampers", "wrong q_sample, check helpers patched to pass"),
+        TOTAL - 2, "review", "wrong q_sample, check helpers patched to pass"),
     "allclose_patched": Case(
         _edit("ex5-q-sample", lambda s: s + "\ntorch.allclose = lambda *a, **k: True\n"
               "torch.testing.assert_close = lambda *a, **k: None\n"),
-        TOTAL - 2, "tampers", "torch.allclose / assert_close patched (the answer itself is right)"),
+        TOTAL, "review", "torch.allclose / assert_close patched; the answer itself is right, so it earns its "
+        "points (judged outside) and is flagged"),
     "nan_returned": Case(_replace_body("ex5-q-sample", "return (a_bar.sqrt()", "return float('nan') * (a_bar.sqrt()"),
                          TOTAL - 2, None, "q_sample returns NaN"),
     "wrong_shape": Case(_replace_body("ex3-forward-step", "return torch.sqrt(1 - beta) * x_prev",
@@ -180,7 +188,7 @@ CASES: dict[str, Case] = {
     "sys_exit": Case(_prepend("ex1-linear-betas", "import sys\nsys.exit(0)"), TOTAL - 1, None,
                      "sys.exit() in ex1's answer cell"),
     "kernel_killed": Case(_append("ex7-monte-carlo", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
-                          0, "kernel died", "the answer kills its own kernel"),
+                          TOTAL - 2, "kernel died", "ex7's answer kills its own kernel: ex1–ex6 were filed"),
     "huge_output": Case(_append("ex1-linear-betas", "print('x' * 50_000_000)"), TOTAL, None,
                         "50 MB printed by an answer cell"),
     "memory_hog": Case(_prepend("ex6-snr", "hog = bytearray(64 * 1024 ** 3)"), TOTAL - 2, None,
@@ -192,4 +200,184 @@ CASES: dict[str, Case] = {
     "empty_file": Case(lambda r, s: b"", 0, "empty", "an empty file"),
     "other_lesson": Case(_other_lesson, 0, "another lesson", "a notebook of another lesson"),
     "metadata_stripped": Case(_stripped, 0, "metadata stripped", "nbgrader metadata stripped by another editor"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cheats the old static scan did not see. Each comes with a wrong answer to the last exercise (ex7, 2 points)
+# and patches made after it, so whatever the patches break can only be ex7: the deserved score is TOTAL - 2.
+# ---------------------------------------------------------------------------------------------------------
+WRONG_MONTE_CARLO = ("def monte_carlo_moments(x0, t, betas, n_samples, generator=None):\n"
+                     "    z = torch.zeros_like(x0)\n"
+                     "    return {k: z for k in ('chain_mean', 'chain_var', 'closed_mean', 'closed_var')}\n")
+
+
+def _wrong_monte_carlo_and(code: str):
+    return _edit("ex7-monte-carlo", lambda s: WRONG_MONTE_CARLO + code + "\n")
+
+
+TARGETS: dict[str, str] = {"out": "/nonexistent", "source": "/nonexistent", "submissions": "/nonexistent"}
+
+PATCHES = {
+    "alias_patch": ("import torch as _t, importlib as _il\n_m = _il.import_module('course_utils.checks._harness')\n"
+                    "_f = getattr(_t, 'allclose')\n_n = 'all' + 'close'\n_t.__setattr__(_n, lambda *a, **k: True)\n"
+                    "_m.__setattr__('close', lambda *a, **k: True)",
+                    "module aliases and __setattr__ make every comparison pass"),
+    "dict_update": ("torch.__dict__.update(allclose=lambda *a, **k: True, equal=lambda *a, **k: True)\n"
+                    "import course_utils.checks as _c\n"
+                    "_c.__dict__.update({k: (lambda *a, **kw: None) for k in list(vars(_c)) if k.startswith('check_')})",
+                    "module __dict__ updates replace the checks and torch's comparisons"),
+    "type_setattr": ("type.__setattr__(torch.Tensor, '__eq__', lambda a, b: torch.ones((), dtype=torch.bool))\n"
+                     "type.__setattr__(torch.Tensor, 'allclose', lambda *a, **k: True)",
+                     "type.__setattr__ on torch.Tensor"),
+    "code_swap": ("import course_utils.checks._harness as _h\n_h.close.__code__ = (lambda *a, **k: True).__code__\n"
+                  "_h.Report.fail.__code__ = (lambda self, msg: None).__code__",
+                  "a function's code object swapped (close, Report.fail)"),
+    "tensor_subclass": ("class _Always(torch.Tensor):\n"
+                        "    @classmethod\n"
+                        "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+                        "        r = super().__torch_function__(func, types, args, kwargs or {})\n"
+                        "        return True if getattr(func, '__name__', '') in ('allclose', 'equal') else r\n"
+                        "_wrong = monte_carlo_moments\n"
+                        "def monte_carlo_moments(x0, t, betas, n_samples, generator=None):\n"
+                        "    return {k: v.as_subclass(_Always) for k, v in _wrong(x0, t, betas, n_samples).items()}",
+                        "the answer returns a tensor subclass whose comparisons always pass"),
+    "torch_function_mode": ("from torch.overrides import TorchFunctionMode\n"
+                            "class _Yes(TorchFunctionMode):\n"
+                            "    def __torch_function__(self, func, types, args=(), kwargs=None):\n"
+                            "        if getattr(func, '__name__', '') in ('allclose', 'equal', 'isclose'):\n"
+                            "            return True\n"
+                            "        return func(*args, **(kwargs or {}))\n"
+                            "_Yes().__enter__()",
+                            "a torch function mode left on makes comparisons pass"),
+    "ipython_hooks": ("ip = get_ipython()\n"
+                      "ip.input_transformers_post.append(lambda lines: ['pass\\n'] if any('check_' in l for l in lines) else lines)\n"
+                      "ip.events.register('post_run_cell', lambda result: setattr(result, 'error_in_exec', None))\n"
+                      "ip.set_custom_exc((AssertionError, Exception), lambda *a, **k: None)\n"
+                      "import sys\nsys.displayhook = lambda value: None",
+                      "IPython input transformers, post-run events, custom exception handler, display hook"),
+    "unparsable_magic": ("%config InlineBackend.figure_format = 'png'\n"
+                         "torch.allclose = lambda *a, **k: True",
+                         "a line magic makes the cell unparsable for the scan, which then sees nothing"),
+}
+
+for _name, (_code, _what) in PATCHES.items():
+    CASES[_name] = Case(_wrong_monte_carlo_and(_code), TOTAL - 2, "review", f"wrong ex7 + {_what}")
+
+# Reading the grader's private material: the source notebook (hidden tests and solutions)
+_STEAL = (
+    "import glob, json, os\n"
+    "_found = []\n"
+    "for _p in [TARGET_SOURCE] + glob.glob('/work/**/solutions/**/*.ipynb', recursive=True)[:50]:\n"
+    "    for _f in ([_p] if _p.endswith('.ipynb') else glob.glob(os.path.join(_p, '**', '*.ipynb'), recursive=True)):\n"
+    "        try:\n"
+    "            _nb = json.load(open(_f))\n"
+    "        except Exception:\n"
+    "            continue\n"
+    "        for _c in _nb['cells']:\n"
+    "            _s = ''.join(_c['source'])\n"
+    "            if 'def q_sample' in _s and 'BEGIN SOLUTION' in _s:\n"
+    "                _found.append(_s)\n"
+    "if _found:\n"
+    "    exec(_found[0].replace('### BEGIN SOLUTION', '').replace('### END SOLUTION', ''))\n"
+)
+
+# Delegating the answer to the package's reference
+_DELEGATE_Q = (
+    "from course_utils.diffusion import GaussianDiffusion as _GD\n"
+    "_captured = _GD.q_sample            # a reference captured before grading starts\n"
+    "def q_sample(x0, t, alphas_cumprod, noise):\n"
+    "    prev = torch.cat([alphas_cumprod.new_ones(1), alphas_cumprod[:-1]])\n"
+    "    d = _GD((1 - alphas_cumprod / prev).double().clamp(1e-8, 0.999))\n"
+    "    return _captured(d, x0, t, noise=noise)\n"
+)
+_DELEGATE_BETAS = (
+    "from course_utils import schedules as _s\n"
+    "def linear_betas(T, beta_start=1e-4, beta_end=0.02):\n"
+    "    return _s.linear_betas(T, beta_start, beta_end)\n"
+)
+_DELEGATE_CHECK_REFERENCE = "from course_utils.checks.lesson02 import reference_q_sample as q_sample\n"
+
+
+def _with_targets(code: str) -> str:
+    return (f"TARGET_OUT, TARGET_SOURCE, TARGET_SUBMISSIONS = {TARGETS['out']!r}, {TARGETS['source']!r}, "
+            f"{TARGETS['submissions']!r}\n" + code)
+
+
+def _edit_late(gid: str, fn):
+    """Like _edit, but the code is made when the submission is built (after TARGETS is filled in)."""
+    def build(release, solution):
+        nb = answered(release, solution)
+        cell = _cell(nb, gid)
+        cell["source"] = fn(_src(cell))
+        return _dump(nb)
+    return build
+
+
+CASES["read_hidden_tests"] = Case(
+    _edit_late("ex5-q-sample", lambda s: WRONG_Q_SAMPLE + _with_targets(_STEAL)), TOTAL - 2, "review",
+    "wrong q_sample that looks for the source notebook (hidden tests, solutions) and runs its answer")
+CASES["delegate_to_package"] = Case(_edit("ex5-q-sample", lambda s: _DELEGATE_Q), TOTAL - 2, None,
+                                    "q_sample delegates to GaussianDiffusion.q_sample (captured earlier)")
+CASES["delegate_schedule"] = Case(_edit("ex1-linear-betas", lambda s: _DELEGATE_BETAS), TOTAL - 1, None,
+                                  "linear_betas delegates to course_utils.schedules.linear_betas")
+CASES["delegate_check_reference"] = Case(_edit("ex5-q-sample", lambda s: _DELEGATE_CHECK_REFERENCE), TOTAL - 2,
+                                         None, "q_sample is the check's own reference function")
+
+# ---------------------------------------------------------------------------------------------------------
+# Collateral: attacks on the records, the gradebook, the grader and other submissions (answers all right)
+# ---------------------------------------------------------------------------------------------------------
+_FILES_ATTACK = (
+    "import glob, os, sqlite3, site, json\n"
+    "def _try(f):\n"
+    "    try:\n"
+    "        f()\n"
+    "    except Exception:\n"
+    "        pass\n"
+    "for _r in glob.glob(os.path.join(TARGET_OUT, '*.json')) + glob.glob('/tmp/**/*.json', recursive=True):\n"
+    "    _try(lambda: open(_r, 'w').write(json.dumps({'score': 0})))\n"
+    "for _g in glob.glob(os.path.join(TARGET_OUT, '**', 'gradebook.db'), recursive=True):\n"
+    "    def _edit_db(g=_g):\n"
+    "        con = sqlite3.connect(g)\n"
+    "        con.execute('update grade set auto_score = 0')\n"
+    "        con.commit()\n"
+    "    _try(_edit_db)\n"
+    "_try(lambda: open(os.path.join(TARGET_OUT, 'grades.csv'), 'a').write('innocent_solution,0\\n'))\n"
+    "for _sp in site.getsitepackages():\n"
+    "    _try(lambda: open(os.path.join(_sp, 'zz_course_hack.pth'), 'w').write('import os\\n'))\n"
+    "_try(lambda: open(os.path.join(TARGET_SOURCE, '02_forward_diffusion', '02_forward_diffusion.ipynb'), 'w').write('{}'))\n"
+    "for _s in glob.glob(os.path.join(TARGET_SUBMISSIONS, '*.ipynb')):\n"
+    "    _try(lambda: open(_s, 'w').write('{}'))\n"
+)
+_PROCESS_ATTACK = (
+    "import os, signal, subprocess, sys, time\n"
+    "def _try(f):\n"
+    "    try:\n"
+    "        f()\n"
+    "    except Exception:\n"
+    "        pass\n"
+    "# a daemon that keeps the output pipe open and rewrites the summary after the run\n"
+    "_daemon = ('import os, time\\nos.setsid()\\nfor _ in range(600):\\n'\n"
+    "           '    try:\\n        open(' + repr(os.path.join(TARGET_OUT, 'grades.csv')) + ', \"a\").write(\"x,0\\\\n\")\\n'\n"
+    "           '    except Exception:\\n        pass\\n    time.sleep(0.5)\\n')\n"
+    "_try(lambda: subprocess.Popen([sys.executable, '-c', _daemon], start_new_session=True))\n"
+    "_try(lambda: subprocess.Popen(['nsenter', '-t', '1', '-n', 'true']))\n"
+    "_try(lambda: open('/proc/1/ns/net').close())\n"
+    "_try(lambda: os.kill(1, signal.SIGKILL))\n"
+)
+_KILL_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+
+COLLATERAL: dict[str, Case] = {
+    "attack_records": Case(_edit_late("ex7-monte-carlo", lambda s: s + "\n" + _with_targets(_FILES_ATTACK)), TOTAL,
+                           None, "rewrites records, grades.csv, the gradebook, the source, other submissions; "
+                           "plants a .pth"),
+    "attack_processes": Case(_edit_late("ex7-monte-carlo", lambda s: s + "\n" + _with_targets(_PROCESS_ATTACK)),
+                             TOTAL, None, "a setsid daemon holding the pipe and rewriting grades.csv after the "
+                             "run; re-entering namespaces; killing PID 1"),
+    "attack_kill_grader": Case(_append("ex7-monte-carlo", _KILL_GRADER), TOTAL - 2, "kernel died",
+                               "ex7's answer kills its parent process (the grader, it hopes)"),
+}
+INNOCENT: dict[str, Case] = {
+    "innocent_solution": Case(_solution, TOTAL, None, "every answer right, graded beside the attacks"),
+    "innocent_blank": Case(lambda r, s: _dump(json.loads(json.dumps(r))), 0, None, "the untouched notebook"),
 }
