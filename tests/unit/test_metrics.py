@@ -15,7 +15,7 @@ from conftest import require_data
 from course_utils import metrics as M
 from course_utils.data import load_fashion_mnist
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ASSET = M.DEFAULT_CLASSIFIER_PATH
 N_SUBSET = 2000     # images of the test split used by the metric tests
 

@@ -15,7 +15,7 @@ from course_utils.models import UNet
 from course_utils.schedules import linear_betas
 from course_utils.train import (TrainConfig, _synthetic_data, load_checkpoint, save_checkpoint, train)
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "ci-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "ci-artifacts"
 
 
 def tiny_unet(**kw):

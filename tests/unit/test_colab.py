@@ -13,7 +13,7 @@ import pytest
 
 from course_utils import colab
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb")) + sorted((REPO / "notebooks").glob("*/*.ipynb"))
 
 
@@ -80,7 +80,7 @@ def test_url_only_in_the_generated_cells(path):
 
 
 def test_url_only_in_colab_py():
-    hits = [p for p in (REPO / "course_utils").glob("*.py") if colab.GITHUB_REPO in p.read_text(encoding="utf-8")]
+    hits = [p for p in (REPO / "course_utils").rglob("*.py") if colab.GITHUB_REPO in p.read_text(encoding="utf-8")]
     assert hits == [REPO / "course_utils" / "colab.py"]
 
 
@@ -127,13 +127,27 @@ def test_notebook_is_colab_ready(path):
                     f"{path.name} uses an absolute path {v!r}; use paths relative to the notebook"
 
 
-def test_package_has_no_unconditional_cuda_and_widgets_use_core_ipywidgets_only():
-    for py in sorted((REPO / "course_utils").glob("*.py")):
-        assert ".cuda(" not in py.read_text(encoding="utf-8"), f"{py.name} calls .cuda()"
+WIDGET_MODULES = sorted((REPO / "course_utils" / "widgets").glob("*.py"))
+
+
+def test_package_has_no_unconditional_cuda():
+    package = sorted((REPO / "course_utils").rglob("*.py"))
+    assert REPO / "course_utils" / "widgets" / "_base.py" in package          # subpackages are searched too
+    for py in package:
+        assert ".cuda(" not in py.read_text(encoding="utf-8"), f"{py.relative_to(REPO)} calls .cuda()"
+
+
+@pytest.mark.parametrize("path", WIDGET_MODULES, ids=[p.name for p in WIDGET_MODULES])
+def test_widgets_use_core_ipywidgets_only(path):
     import ast
-    tree = ast.parse((REPO / "course_utils" / "widgets.py").read_text(encoding="utf-8"))
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = {(a.name if isinstance(n, ast.Import) else n.module or "").split(".")[0]
                 for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                 and not getattr(n, "level", 0) for a in n.names}             # relative imports: the package
-    assert imported <= ALLOWED_IMPORTS | {""}, f"widgets.py imports {imported - ALLOWED_IMPORTS}"
+    assert imported <= ALLOWED_IMPORTS | {""}, f"widgets/{path.name} imports {imported - ALLOWED_IMPORTS}"
     assert not imported & {"ipympl", "bqplot", "plotly", "ipycanvas", "ipyvolume", "jupyter_bokeh", "anywidget"}
+
+
+def test_every_widget_module_is_read():
+    assert {p.name for p in WIDGET_MODULES} >= {"__init__.py", "_base.py", "denoiser.py", "forward_diffusion.py",
+                                               "guidance.py", "posterior.py", "reverse_trajectory.py"}
