@@ -3,6 +3,12 @@
 * ``./course.sh open`` starts JupyterLab without nbgrader's instructor UI: the test starts it headless
   (``--no-browser``, a free port, no token), reads the page config JupyterLab serves at ``/lab`` and
   asks nbgrader's server endpoints; ``./course.sh instructor`` is the instructor's view.
+* Every student notebook (``notebooks/0[1-7]*/*.ipynb``), left unanswered and run top to bottom, fails
+  only in its exercise answer cells (``raise NotImplementedError``) and their test cells — the cells with
+  nbgrader metadata ``solution`` or ``grade`` — and nowhere else: every demo cell falls back to the
+  package's version of an unanswered exercise, so a learner sees every figure from the first run.
+  Slow (minutes per lesson); run one lesson with ``-k 04_training``. Fast mode as in
+  ``tests/test_lesson0*.py``: one thread; lesson 07 trains 30 steps and grades the shipped cfg16.
 """
 from __future__ import annotations
 
@@ -16,9 +22,77 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+STUDENT_NOTEBOOKS = sorted(REPO.glob("notebooks/0[1-7]*/*.ipynb"))
+CELL_TIMEOUT = 900          # seconds per cell: lesson 04 trains for minutes on a loaded 2-core CPU
+
+
+def lesson_env(lesson: str, tmp: Path) -> dict[str, str]:
+    """The fast-mode environment the lesson tests run a lesson with (tests/test_lesson0*.py)."""
+    env = {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
+           "COURSE_DATA_DIR": os.environ.get("COURSE_DATA_DIR", str(REPO / "data"))}
+    if lesson.startswith("07"):
+        env.update({"COURSE_MODE": "fast",
+                    "COURSE_ASSESSMENT_CHECKPOINT": str(REPO / "course_utils" / "assets" / "cfg16.pt"),
+                    "COURSE_ASSESSMENT_OUT": str(tmp / "assessment_model.pt"),
+                    "COURSE_ASSESSMENT_THRESHOLD": "0.9"})
+    return env
+
+
+def unexpected_errors(nb) -> list[str]:
+    """The code cells of an executed notebook that raised although they are neither an exercise's answer
+    cell nor a test cell (nbgrader ``solution`` / ``grade``)."""
+    bad = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") or meta.get("grade"):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+                bad.append(f"cell {i} ({first[:60]!r}): {out.get('ename')}: {str(out.get('evalue'))[:200]}")
+    return bad
+
+
+def test_the_error_rule_itself():
+    nb = nbformat.v4.new_notebook()
+    err = {"output_type": "error", "ename": "NotImplementedError", "evalue": "", "traceback": []}
+    answer = nbformat.v4.new_code_cell("raise NotImplementedError()", outputs=[err])
+    answer.metadata["nbgrader"] = {"solution": True, "grade_id": "ex1"}
+    test = nbformat.v4.new_code_cell("check(f)", outputs=[err])
+    test.metadata["nbgrader"] = {"grade": True, "grade_id": "ex1-tests", "points": 1}
+    demo = nbformat.v4.new_code_cell("model = SmallUNet()\nplot(model)", outputs=[err])
+    nb.cells = [answer, test]
+    assert unexpected_errors(nb) == []
+    nb.cells.append(demo)
+    assert unexpected_errors(nb) == ["cell 2 ('model = SmallUNet()'): NotImplementedError: "]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=[p.parent.name for p in STUDENT_NOTEBOOKS])
+def test_unanswered_student_notebook_fails_only_in_exercise_cells(path, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    pytest.importorskip("torch")
+    if not (Path(lesson_env(path.parent.name, tmp_path)["COURSE_DATA_DIR"]) / "FashionMNIST").exists():
+        pytest.skip("FashionMNIST is not prepared (./course.sh setup)")
+    for key, value in lesson_env(path.parent.name, tmp_path).items():
+        monkeypatch.setenv(key, value)              # the kernel inherits this process's environment
+    work = tmp_path / path.parent.name
+    work.mkdir()
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(work)}}).execute()
+    answer_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert answer_cells, "no exercise cells: is this a student notebook?"
+    bad = unexpected_errors(nb)
+    assert not bad, f"{path.relative_to(REPO)}: cells outside the exercises fail when nothing is answered:\n" \
+        + "\n".join(bad)
 
 
 def _free_port() -> int:
