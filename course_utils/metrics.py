@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import load_verified, sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
+from .validation import is_int
 
 __all__ = ["FashionClassifier", "load_classifier", "classify", "class_agreement",
            "class_agreement_per_class", "frechet_distance", "sha256_file", "write_sha256",
@@ -174,7 +175,7 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
 # Classification metrics
 # ----------------------------------------------------------------------------------------------
 def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+    if not is_int(batch_size) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
 
 

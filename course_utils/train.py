@@ -36,6 +36,7 @@ from .diffusion import GaussianDiffusion
 from .models import UNet, UNetConfig, drop_labels
 from .schedules import make_betas
 from .utils import get_device, set_seed
+from .validation import is_int, is_number
 
 __all__ = ["TrainConfig", "TrainState", "TrainResult", "train", "save_checkpoint", "load_checkpoint",
            "resolve_amp_dtype"]
@@ -64,11 +65,11 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            if not is_int(v) or v <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive int; got {v!r}.")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+        if not is_int(self.warmup_steps) or self.warmup_steps < 0:
             raise ValueError(f"TrainConfig.warmup_steps must be an int ≥ 0; got {self.warmup_steps!r}.")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+        if not (is_number(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"TrainConfig.lr must be a float in (0, 1); got {self.lr!r}.")
         if not (0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1); got {self.ema_decay!r}.")

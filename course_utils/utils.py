@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .checkpoints import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
+from .validation import is_int
 
 __all__ = ["set_seed", "get_device", "to_display", "make_grid", "show_images", "in_colab",
            "sha256_file", "write_sha256", "verify_sha256", "tool_env"]
@@ -20,7 +21,7 @@ def set_seed(seed: int) -> torch.Generator:
     Returns:
         a CPU ``torch.Generator`` seeded with the same value, for functions that take ``generator``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}.")
     random.seed(seed)
     np.random.seed(seed % 2**32)
