@@ -9,7 +9,7 @@
                                                    # (instructors: needed once before autograde)
 
 Works from any directory. The lessons are those of the registry, :mod:`course_utils.lessons` (a folder of
-solutions/ that is not registered is reported). What it does, per lesson folder ``solutions/<lesson>/``:
+solutions/ that is not registered is reported, and not released). What it does, per lesson folder ``solutions/<lesson>/``:
 
 1. re-writes the "Open in Colab" badge and the Colab setup cell of each solution notebook (the cells
    tagged ``colab-badge`` / ``colab-setup``) from :mod:`course_utils.colab`, which holds the repository
@@ -231,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such lesson folder in {SOLUTIONS}: {', '.join(unknown)}")
 
+    # A folder that is not in the registry is reported and not released (the registry is the list of lessons).
+    stray = unregistered() if not args.lessons else [n for n in names if n not in set(lessons())]
+    names = [n for n in names if n not in stray]
     problems: list[str] = [f"lesson folder not in the registry (add it to course_utils/lessons.py): {SOLUTIONS / n}"
-                           for n in unregistered() if not args.lessons or n in args.lessons]
+                           for n in stray]
     with tempfile.TemporaryDirectory(prefix="release-src-") as tmp_src:
         if args.check:
             # Work on copies with the Colab cells synced, so the check sees what a release would produce.
@@ -253,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
         with tempfile.TemporaryDirectory(prefix="release-out-") as tmp_out:
             out = Path(tmp_out)
-            generate(Path(tmp_src) if args.check else SOLUTIONS, names, out)
+            if names:                                     # (nbgrader's environment imports torch: slow)
+                generate(Path(tmp_src) if args.check else SOLUTIONS, names, out)
             for n in names:
                 if args.check:
                     problems += compare(out / n, NOTEBOOKS / n)

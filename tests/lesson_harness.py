@@ -65,6 +65,11 @@ class LessonSpec:
     extra_submissions: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.one_right not in self.exercises:
+            raise ValueError(f"one_right={self.one_right!r} is not an answer cell of {self.lesson}; its answer "
+                             f"cells are {', '.join(self.exercises)}.")
+
     @classmethod
     def from_registry(cls, lesson_id: str, **kwargs) -> "LessonSpec":
         """The spec of a registered lesson: its folder, its exercises and points (read from the solution
@@ -206,9 +211,10 @@ class LessonTests:
     spec: LessonSpec
 
     @pytest.fixture(scope="class")
-    def graded(self, request, tmp_path_factory):
+    @classmethod
+    def graded(cls, tmp_path_factory):
         """The lesson autograded once (class scope: one test class per lesson)."""
-        spec = request.cls.spec
+        spec = cls.spec
         if spec.needs_data:
             require_data()
         return autograde(spec, tmp_path_factory.mktemp(spec.lesson))
@@ -253,7 +259,8 @@ class LessonTests:
             if cell.metadata.get("nbgrader", {}).get("grade"):
                 errors = [o for o in cell.outputs if o.output_type == "error"]
                 assert len(errors) == 1, cell.metadata["nbgrader"]["grade_id"]
-                assert errors[0].ename in ("AssertionError", "NameError", "NotImplementedError")
+                # CheckFailed: course_utils.checks' AssertionError subclass for a failed check
+                assert errors[0].ename in ("AssertionError", "CheckFailed", "NameError", "NotImplementedError")
 
     def test_one_exercise_right_scores_exactly_its_points(self, graded):
         spec = self.spec
@@ -352,9 +359,10 @@ class CellTests:
             metafunc.parametrize("mistake", list(cls.mistakes))
 
     @pytest.fixture(scope="class")
-    def cells(self, request):
+    @classmethod
+    def cells(cls):
         """grade_id → cell of the solution notebook."""
-        nb = nbformat.read(request.cls.spec.solution, as_version=4)
+        nb = nbformat.read(cls.spec.solution, as_version=4)
         return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
 
     def run(self, cells, answer_id, old=None, new=None, hidden=True):

@@ -6,8 +6,9 @@ runs every cell from the Run menu, moves the widget's slider to several position
 readout (as a learner typing a value), screenshots the widget's image after each move and asserts that
 the image changed, that the page shows no widget error ("Error displaying widget", "Model not
 found"), the console no JavaScript error and no cell anything on stderr (but the lines BENIGN_STDERR
-names, with their reasons). The lessons and their moves come from the registry (course_utils.lessons). Screenshots and a summary (slider positions, changed or
-not) go to ci-artifacts/browser/, whose paths are printed.
+names, with their reasons). The lessons and their moves come from the registry (course_utils.lessons).
+Screenshots and a summary (slider positions, changed or not) go to ci-artifacts/browser/, whose paths
+are printed.
 
 Chromium missing: skipped locally, a failure in CI (`./course.sh test` installs it as root).
 """

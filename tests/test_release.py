@@ -151,7 +151,7 @@ def test_check_mode_reports_stale_notebooks_and_release_fixes_them(repo_copy, tm
 def test_check_mode_reports_a_stale_start_page_table_and_an_unregistered_lesson(repo_copy, tmp_path):
     """The start page's lesson table is written from course_utils.lessons: a hand edit is reported by
     --check and undone by the release (in the solution too); a solutions/ folder that is not in the
-    registry is reported, never released silently."""
+    registry is reported and not released. (No lesson is generated here: seconds, not minutes.)"""
     start = repo_copy / "solutions" / "00_start_here.ipynb"
     nb = nbformat.read(start, as_version=4)
     table = next(c for c in nb.cells if "lesson-table" in c.metadata.get("tags", []))
@@ -165,10 +165,13 @@ def test_check_mode_reports_a_stale_start_page_table_and_an_unregistered_lesson(
     assert proc.returncode == 1
     assert f"stale lesson table (see course_utils/lessons.py): {start}" in proc.stdout
     assert "lesson folder not in the registry" not in proc.stdout          # only the start page was asked for
-    proc = run_release(["--check"], repo=repo_copy, cwd=tmp_path)
+    proc = run_release(["--check", "00_start_here", "99_unlisted"], repo=repo_copy, cwd=tmp_path)
     assert proc.returncode == 1
     assert f"lesson folder not in the registry (add it to course_utils/lessons.py): " \
            f"{repo_copy / 'solutions' / '99_unlisted'}" in proc.stdout
+    proc = run_release(["99_unlisted"], repo=repo_copy, cwd=tmp_path)
+    assert proc.returncode == 1 and "lesson folder not in the registry" in proc.stdout
+    assert not (repo_copy / "notebooks" / "99_unlisted").exists()                 # not released
 
     shutil.rmtree(repo_copy / "solutions" / "99_unlisted")
     proc = run_release(["00_start_here"], repo=repo_copy, cwd=tmp_path)
