@@ -148,7 +148,9 @@ def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict,
     calls = [c for t in tests for c in plans.get(t, [])]
     inputs = {}
     for c in calls:
-        inputs[c.key] = make_inputs(c, seed)
+        # the assessment grades the hand-in, installed in the sandbox's working folder under its usual name
+        overrides = {"checkpoint": handins.CHECKPOINT_NAME} if c.check == "check_assessment" else None
+        inputs[c.key] = make_inputs(c, seed, overrides)
         torch.save(inputs[c.key], scratch / "inputs" / f"{c.key.replace('#', '__')}.pt")
     handin = None
     if any(c.check == "check_assessment" for c in calls):

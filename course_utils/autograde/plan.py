@@ -125,12 +125,13 @@ def plan_test_cells(source_nb: dict) -> dict[str, list[PlannedCall]]:
     return plans
 
 
-def make_inputs(call: PlannedCall, grading_seed: int) -> dict:
-    """The inputs of one planned call (the check's make step), its seed shifted by ``grading_seed``."""
+def make_inputs(call: PlannedCall, grading_seed: int, overrides: dict | None = None) -> dict:
+    """The inputs of one planned call (the check's make step), its seed shifted by ``grading_seed`` (unless
+    the check publishes a fixed seed) and ``overrides`` applied (the grader's own settings)."""
     from ..checks import get_check
 
     check = get_check(call.check)
-    params = dict(call.params)
+    params = {**call.params, **(overrides or {})}
     sig = inspect.signature(check.make)
     if "seed" in sig.parameters and check.grading_seed:
         base = params.get("seed", sig.parameters["seed"].default)

@@ -18,7 +18,7 @@ from ..schedules import linear_betas
 from . import _harness as h
 
 __all__ = ["check_linear_schedule", "check_cfg_loss", "check_conditional_model", "check_guided_sample",
-           "check_assessment", "ASSESSMENT_CHECKPOINT"]
+           "check_assessment", "assessment_samples", "last_assessment", "ASSESSMENT_CHECKPOINT"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,6 +420,17 @@ check_guided_sample = h.register(h.Check(
 # The assessment: the shipped classifier must recognise the learner's samples as their classes
 # ----------------------------------------------------------------------------------------------
 ASSESSMENT_CHECKPOINT = "assessment_model.pt"
+_LAST: dict = {}
+
+
+def assessment_samples() -> torch.Tensor | None:
+    """The images the last :func:`check_assessment` drew in this process, (100, 1, 16, 16) class by class."""
+    return _LAST.get("samples")
+
+
+def last_assessment():
+    """The :class:`course_utils.assessment.AssessmentResult` the last :func:`check_assessment` judged here."""
+    return _LAST.get("result")
 
 
 def make_assessment(per_class: int = 10, num_steps: int = 20, seed: int = 2024, checkpoint: str | None = None,
@@ -454,15 +465,19 @@ def run_assessment(inputs: dict, sampler, w) -> dict:
     if loaded[0]["error"] is not None:
         return res
     model, diffusion, meta = loaded[1]
+    res["null_class"] = h.plain(getattr(model, "null_class", None))
     res["steps"] = h.plain(meta.get("steps", meta.get("train_config", {}).get("steps")) if isinstance(meta, dict)
                            else None)
-    if isinstance(w, bool) or not isinstance(w, (int, float)):
+    null = res["null_class"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or isinstance(null, bool) or not isinstance(null, int):
         return res
     labels = inputs["labels"].to(device)
     generator = torch.Generator(device=device).manual_seed(inputs["seed"])
     model.eval()
     res["samples"] = h.call(sampler, model, diffusion, labels, w=float(w), num_steps=inputs["num_steps"],
                             generator=generator)
+    if isinstance(res["samples"]["value"], torch.Tensor):
+        _LAST["samples"] = res["samples"]["value"]
     return res
 
 
@@ -479,6 +494,10 @@ def judge_assessment(inputs: dict, outputs: dict) -> None:
         e = loaded["error"]
         r.fail(f"the checkpoint {inputs['checkpoint']!r} could not be loaded ({e['type']}: {e['message'][:300]}). "
                "Run the training cell (section 6) first: it saves assessment_model.pt beside this notebook.")
+    null = outputs.get("null_class")
+    if isinstance(null, bool) or not isinstance(null, int):
+        r.fail("the model is unconditional (it has no int null_class), so it cannot be asked for a class; the "
+               "assessment needs a class-conditional model, e.g. UNet(UNetConfig(channels=(32, 64), num_classes=10)).")
     w = outputs["w"]
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not -1 <= w <= 20:
         r.fail(f"W should be a guidance weight, a float between -1 and 20; got {w!r}.")
@@ -494,7 +513,8 @@ def judge_assessment(inputs: dict, outputs: dict) -> None:
     agreement = sum(per.values()) / len(per)
     result = AssessmentResult(agreement=agreement, per_class=per, passed=agreement >= inputs["threshold"],
                               threshold=inputs["threshold"], seconds=0.0, samples=n, w=float(w),
-                              seed=inputs["seed"], num_steps=inputs["num_steps"])
+                              seed=inputs["seed"], num_steps=inputs["num_steps"], images=x)
+    _LAST["result"] = result
     print(f"checkpoint {inputs['checkpoint']}: {outputs.get('steps')} training steps; {n} samples, w = {w}, "
           f"DDIM {inputs['num_steps']} steps, seed {inputs['seed']}\n")
     print(result.table(FASHION_MNIST_CLASSES))
