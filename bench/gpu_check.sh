@@ -56,8 +56,6 @@ tiny)
     OMP_NUM_THREADS=1 "$(local_python)" -m bench.gpu_check --tiny "$@"
     ;;
 run)
-    OUT=${OUT:-$REPO/build/gpu_out}
-    mkdir -p "$OUT"
     PY=""
     for cand in "$REPO/.venv/bin/python" /opt/torch/.venv/bin/python3 "$(command -v python3)"; do
         if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
@@ -70,6 +68,8 @@ run)
         echo "gpu_check.sh: on a machine without a GPU, run 'bench/gpu_check.sh tiny' instead." >&2
         exit 2
     fi
+    OUT=${OUT:-$REPO/build/gpu_out}              # the device tool sets OUT: what is there comes back
+    mkdir -p "$OUT"
     echo "gpu_check.sh: python $PY ($("$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"
     if [ "$PY" != "$REPO/.venv/bin/python" ]; then
         if [ -d "$CARRY/wheels" ]; then
