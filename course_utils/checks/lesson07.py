@@ -483,6 +483,7 @@ def run_assessment(inputs: dict, sampler, w) -> dict:
 
 def judge_assessment(inputs: dict, outputs: dict) -> None:
     import math
+    import os
 
     from ..assessment import AssessmentResult
     from ..data import FASHION_MNIST_CLASSES
@@ -515,7 +516,7 @@ def judge_assessment(inputs: dict, outputs: dict) -> None:
                               threshold=inputs["threshold"], seconds=0.0, samples=n, w=float(w),
                               seed=inputs["seed"], num_steps=inputs["num_steps"], images=x)
     _LAST["result"] = result
-    print(f"checkpoint {inputs['checkpoint']}: {outputs.get('steps')} training steps; {n} samples, w = {w}, "
+    print(f"checkpoint {os.path.basename(inputs['checkpoint'])}: {outputs.get('steps')} training steps; {n} samples, w = {w}, "
           f"DDIM {inputs['num_steps']} steps, seed {inputs['seed']}\n")
     print(result.table(FASHION_MNIST_CLASSES))
     if not result.passed:
