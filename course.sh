@@ -3,7 +3,7 @@
 #
 #   ./course.sh open    set everything up (venv, package, data) and open the course in JupyterLab
 #   ./course.sh instructor  the same JupyterLab on the whole repository, with nbgrader's instructor UI
-#   ./course.sh test    set everything up and run the whole test suite
+#   ./course.sh test    set everything up and run the whole test suite (--fast: the unit tier only, tests/unit)
 #   ./course.sh setup   only set up (idempotent: re-running it skips what is already done)
 #   ./course.sh release regenerate notebooks/ from solutions/ (--check: only compare, --gradebook: also fill gradebook.db)
 #   ./course.sh bench   re-run the benchmarks in bench/ and regenerate BENCHMARKS.md (arguments go to python -m bench)
@@ -150,10 +150,21 @@ case "$cmd" in
         exec "$VENV/bin/python" -m bench "$@"
         ;;
     test)
+        # --fast: the unit tier (tests/unit: no notebook execution, no nbgrader, no browser) without the
+        # tests marked slow; no --fast: every test, as CI runs them. Other arguments go to pytest.
+        fast=0
+        args=()
+        for a in "$@"; do
+            if [ "$a" = --fast ]; then fast=1; else args+=("$a"); fi
+        done
         setup
+        if [ "$fast" -eq 1 ]; then
+            log "running the unit tests (tests/unit, not the ones marked slow)"
+            exec "$VENV/bin/python" -m pytest tests/unit -m "not slow" ${args[@]+"${args[@]}"}
+        fi
         install_browser
         log "running the tests"
-        exec "$VENV/bin/python" -m pytest "$@"
+        exec "$VENV/bin/python" -m pytest ${args[@]+"${args[@]}"}
         ;;
     *)
         sed -n '2,14p' "$0"

@@ -112,6 +112,7 @@ def test_shipped_files_are_consistent():
     assert record["command"].startswith("python scripts/train_classifier.py")
 
 
+@pytest.mark.slow                    # ≈ 17 s per size: out of ./course.sh test --fast
 @pytest.mark.parametrize("size", [16, 28, 32])
 def test_shipped_classifier_accuracy(clf, test_split, size):
     data = test_split[size]
@@ -165,6 +166,7 @@ def test_default_classifier_is_cached():
 # ----------------------------------------------------------------------------------------------
 # Class agreement
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow                    # ≈ 37 s: out of ./course.sh test --fast
 def test_class_agreement(clf, real):
     images, labels = real
     own = M.classify(images, clf)
@@ -207,6 +209,7 @@ def test_classify_rejects_bad_arguments():
 # ----------------------------------------------------------------------------------------------
 # Fréchet distance
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow                    # ≈ 60 s: out of ./course.sh test --fast
 def test_frechet_distance_orders_real_halves_noise_and_shuffled(clf, real):
     images = real[0]
     g = torch.Generator().manual_seed(0)

@@ -23,6 +23,7 @@ def tiny_unet(**kw):
     return UNet(channels=(16, 32), **kw)
 
 
+@pytest.mark.slow                    # ≈ 220 s on a loaded 2-core machine: out of ./course.sh test --fast
 def test_cpu_training_loss_falls():
     """A seeded CPU run on FashionMNIST 16 px: the loss falls well below its starting value."""
     require_data()
@@ -129,6 +130,7 @@ def test_checkpoint_round_trip_and_tamper_detection(tmp_path):
         load_checkpoint(lone)
 
 
+@pytest.mark.slow                    # ≈ 65 s (two processes): out of ./course.sh test --fast
 def test_ddp_two_cpu_processes(tmp_path):
     """torchrun with 2 processes on the gloo backend: both ranks end with identical weights."""
     out = tmp_path / "ddp.pt"
