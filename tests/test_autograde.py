@@ -301,3 +301,86 @@ def test_prepare_restores_a_deleted_test_cell_after_its_answer():
     ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in prep.notebook["cells"]]
     assert ids.index("ex5-q-sample-tests") == ids.index("ex5-q-sample") + 1
     assert any("was deleted" in f for f in prep.flags)
+
+
+# ---------------------------------------------------------------- lesson 07: the notebook and its checkpoint
+LESSON07 = "07_final_assessment"
+
+
+def _finetuned_cfg16(path: Path, steps: int = 8) -> Path:
+    """A checkpoint trained by the notebook's own recipe would take 15 minutes; a few more steps on the shipped
+    cfg16 give a model that is trained, passes, and is not a copy (it is flagged as derived, for review)."""
+    import torch
+    from course_utils.checkpoints import save_checkpoint
+    from course_utils.data import load_fashion_mnist
+    from course_utils.pretrained import load_pretrained
+    from course_utils.train import TrainConfig, train
+
+    model, diffusion, meta = load_pretrained("cfg16")
+    data = load_fashion_mnist(train=True, image_size=16, limit=512)
+    torch.manual_seed(1)
+    result = train(model, diffusion, data, TrainConfig(steps=steps, batch_size=32, lr=1e-5, warmup_steps=1,
+                                                       seed=1, log_every=steps, progress=False))
+    return save_checkpoint(path, result.ema_model, diffusion.cpu(), {"steps": meta.get("steps", 0) + steps,
+                                                                      "command": "test"})
+
+
+def test_lesson07_handed_in_with_its_checkpoint_grades_full_marks(tmp_path):
+    """The README's instructor command, no environment variables: the full solution and its trained checkpoint
+    get 12/12 without retraining; a hand-in of the shipped cfg16 itself gets the 7 unit points only."""
+    require_data()
+    if not sandbox.available()[0]:
+        pytest.skip(f"no sandbox here: {sandbox.available()[1]}")
+    import os
+
+    from lesson_harness import make_submission
+    import nbformat
+
+    release = nbformat.read(REPO / "notebooks" / LESSON07 / f"{LESSON07}.ipynb", as_version=4)
+    solution = nbformat.read(REPO / "solutions" / LESSON07 / f"{LESSON07}.ipynb", as_version=4)
+    answers = {c.metadata["nbgrader"]["grade_id"] for c in solution.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    subs = tmp_path / "submitted"
+    for student in ("alice", "copier"):
+        folder = subs / student / LESSON07
+        folder.mkdir(parents=True)
+        nbformat.write(make_submission(release, solution, answers), folder / f"{LESSON07}.ipynb")
+    _finetuned_cfg16(subs / "alice" / LESSON07 / "assessment_model.pt")
+    from course_utils.pretrained import checkpoint_path
+    shutil.copyfile(checkpoint_path("cfg16"), subs / "copier" / LESSON07 / "assessment_model.pt")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    out = tmp_path / "grading"
+    proc = subprocess.run([sys.executable, "-m", "course_utils.autograde", LESSON07, str(subs), "--course",
+                           str(REPO), "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    alice = json.loads((out / "alice.json").read_text())
+    copier = json.loads((out / "copier.json").read_text())
+    assert (alice["score"], alice["max_score"]) == (12, 12), (alice["flags"], alice["verdicts"])
+    assert "PASSED" in alice["verdicts"]["assessment"] and "NOT" not in alice["verdicts"]["assessment"]
+    assert any("similar" in f for f in alice["flags"])                  # derived from cfg16: for review
+    assert (copier["score"], copier["tests"]["assessment"]) == (7, 0), copier["flags"]
+    assert any("copy of the course's shipped checkpoint 'cfg16'" in f for f in copier["flags"])
+
+
+def test_handed_in_checkpoints_are_verified_before_anything_runs(tmp_path):
+    from course_utils.autograde import handin
+    from course_utils.checkpoints import save_checkpoint
+    from course_utils.diffusion import GaussianDiffusion
+    from course_utils.models import UNet, UNetConfig
+    from course_utils.pretrained import checkpoint_path
+    from course_utils.schedules import linear_betas
+
+    assert not handin.verify_checkpoint(None, 600_000).ok
+    d = GaussianDiffusion(linear_betas(10))
+    uncond = save_checkpoint(tmp_path / "u.pt", UNet(UNetConfig(channels=(8, 16))), d, {})
+    assert any("unconditional" in p for p in handin.verify_checkpoint(uncond, 600_000).problems)
+    big = save_checkpoint(tmp_path / "b.pt", UNet(UNetConfig(channels=(64, 128), num_classes=10)), d, {})
+    assert any("over the budget" in p for p in handin.verify_checkpoint(big, 600_000).problems)
+    ok = save_checkpoint(tmp_path / "ok.pt", UNet(UNetConfig(channels=(8, 16), num_classes=10)), d, {})
+    assert handin.verify_checkpoint(ok, 600_000).ok
+    assert any("copy" in p for p in handin.verify_checkpoint(checkpoint_path("cfg16"), 600_000).problems)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert any("not a course checkpoint" in p for p in handin.verify_checkpoint(tmp_path / "junk.pt", 600_000).problems)
+    (tmp_path / "link.pt").symlink_to(ok)
+    assert any("regular file" in p for p in handin.verify_checkpoint(tmp_path / "link.pt", 600_000).problems)

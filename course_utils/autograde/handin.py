@@ -48,7 +48,7 @@ def _shipped_state_dicts() -> dict[str, dict]:
     for name in RECIPES:
         p = checkpoint_path(name)
         if p.exists():
-            out[name] = torch.load(p, weights_only=True, map_location="cpu")["model"]
+            out[name] = torch.load(p, weights_only=True, map_location="cpu")["state_dict"]
     return out
 
 
@@ -74,9 +74,9 @@ def verify_checkpoint(path: Path | None, max_parameters: int) -> Handin:
     h.sha256 = sha256_file(path)
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
-        config = UNetConfig(**ckpt["config"])
+        config = UNetConfig.from_dict(ckpt["model_config"])
         model = UNet(config)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["state_dict"])
     except Exception as err:  # noqa: BLE001 - anything that is not a course checkpoint
         h.problems.append(f"{path.name} is not a course checkpoint of a U-Net ({type(err).__name__}: "
                           f"{str(err)[:160]})")
@@ -87,7 +87,7 @@ def verify_checkpoint(path: Path | None, max_parameters: int) -> Handin:
     n = sum(p.numel() for p in model.parameters())
     if n > max_parameters:
         h.problems.append(f"{path.name} has {n:,} parameters, over the budget of {max_parameters:,}")
-    mine = ckpt["model"]
+    mine = ckpt["state_dict"]
     for name, shipped in _shipped_state_dicts().items():
         if shipped.keys() != mine.keys() or any(shipped[k].shape != mine[k].shape for k in mine):
             continue

@@ -245,11 +245,15 @@ def run_conditional_model(inputs: dict, subject) -> dict:
     """``subject`` is the model, or a zero-argument callable that builds it (``build_model``)."""
     from ..models import UNetConfig, count_parameters
 
+    fresh = None
     if isinstance(subject, torch.nn.Module) or not callable(subject):
         built, model = {"value": None, "error": None, "notes": []}, subject
     else:
         built, model = h.call_keep(subject)
-    res: dict = {"built": built, "type": type(model).__name__,
+        if built["error"] is None:
+            again, model2 = h.call_keep(subject)
+            fresh = again["error"] is None and model2 is not model
+    res: dict = {"built": built, "type": type(model).__name__, "fresh": fresh,
                  "is_module": built["error"] is None and isinstance(model, torch.nn.Module)}
     if not res["is_module"]:
         return res
@@ -278,6 +282,9 @@ def judge_conditional_model(inputs: dict, outputs: dict) -> None:
     h.value(r, outputs["built"])
     if not outputs["is_module"]:
         r.fail(f"build_model() should return a torch.nn.Module (a course_utils UNet); got {outputs['type']}.")
+    if outputs.get("fresh") is False:
+        r.fail("build_model() must return a new model on every call (build it inside the function; do not "
+               "return one model made outside it).")
     null = outputs["null_class"]
     if isinstance(null, bool) or not isinstance(null, int):
         r.fail("the model is not class-conditional: it has no int null_class. Build "

@@ -243,9 +243,47 @@ def test_lesson07_references_pass(capsys, check):
     assert "✓" in out.out and "✗" not in out.out
 
 
+def test_lesson07_assessment_steps_separate_through_torch_save(capsys):
+    """make (checkpoint, pass mark) → run (load it, the learner's sampler) → save/load → judge (classifier)."""
+    from course_utils.pretrained import checkpoint_path
+
+    c = checks.check_assessment
+    assert _harness.get_check("check_assessment") is c and not c.grading_seed
+    for sampler, threshold, want in ((_l07_sampler(), 0.0, None),
+                                     (lambda m, d, labels, **k: torch.zeros(len(labels), 1, 16, 16), 1.0,
+                                      "pass mark is 100%")):
+        inputs = _round_trip(c.make(per_class=1, num_steps=2, checkpoint=str(checkpoint_path("cfg16")),
+                                    threshold=threshold))
+        with _blocked(c):
+            outputs = _round_trip(c.run(inputs, sampler, 2.0))
+        if want is None:
+            c.judge(inputs, outputs)
+            assert "✓" in capsys.readouterr().out
+        else:
+            with pytest.raises(_harness.CheckFailed, match=want):
+                c.judge(inputs, outputs)
+            assert "NOT PASSED" in capsys.readouterr().out
+    missing = c.run(c.make(checkpoint="/nonexistent/assessment_model.pt"), _l07_sampler(), 2.0)
+    with pytest.raises(_harness.CheckFailed, match="could not be loaded"):
+        c.judge(c.make(checkpoint="/nonexistent/assessment_model.pt"), missing)
+
+
 def test_every_lesson07_check_is_separated_and_blocks_real_functions():
     names = {n for n in checks.lesson07.__all__ if n.startswith("check_")}
-    assert names == {case[0] for case in _separate_cases()}
+    assert names == {case[0] for case in _separate_cases()} | {"check_assessment"}
     for name in names:
         for dotted in checks.get_check(name).blocks:
             assert callable(_resolve(dotted)), dotted
+
+
+def test_conditional_model_builder_must_build_a_new_model_each_call(capsys):
+    """The hidden assert `build_model() is not build_model()` is part of the check (a grader decides it)."""
+    import pytest
+    from course_utils import checks
+    from course_utils.models import UNet, UNetConfig
+
+    one = UNet(UNetConfig(channels=(32, 64), num_classes=10))
+    with pytest.raises(AssertionError, match="new model on every call"):
+        checks.check_conditional_model(lambda: one)
+    checks.check_conditional_model(lambda: UNet(UNetConfig(channels=(32, 64), num_classes=10)))
+    assert "✓" in capsys.readouterr().out
