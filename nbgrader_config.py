@@ -23,8 +23,10 @@ c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_root, "gradebook.db")
 # Folders never copied from solutions/<lesson>/ into the release.
 # Files a lesson writes when it runs (lesson 04's animation, lesson 07's trained model) stay out too.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "data", "*.gif",
-                            "assessment_model.pt", "assessment_model.pt.sha256"]
+# Lesson 07's assessment_model.pt is NOT ignored: students hand it in with the notebook, so `submit` and
+# `collect` must carry it to the instructor (grading never retrains). It never reaches a release: the release
+# command (scripts/release_notebooks.py) copies no *.pt from solutions/.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "data", "*.gif"]
 
 # Executing notebooks while autograding: the default 30 s per cell is too tight for a slow CPU.
 c.Execute.timeout = 300

@@ -140,7 +140,8 @@ def release_start_page(check: bool) -> list[str]:
 
 
 def _ignored(name: str) -> bool:
-    return name in (".ipynb_checkpoints", "__pycache__") or name.endswith(".pyc")
+    """Never released: caches, and files a lesson writes when it runs (lesson 07's checkpoint, animations)."""
+    return name in (".ipynb_checkpoints", "__pycache__") or name.endswith((".pyc", ".pt", ".pt.sha256", ".gif"))
 
 
 def _nbgrader_env() -> dict:
