@@ -507,12 +507,15 @@ def _count_models() -> dict[str, torch.nn.Module]:
     frozen[0].requires_grad_(False)
     tied = nn.Sequential(nn.Linear(5, 5), nn.GELU())
     tied.append(tied[0])                                   # the same Linear twice: counted once
+    half_frozen = reference_small_unet(1, (16, 32))
+    next(half_frozen.children()).requires_grad_(False)     # its first block frozen, as when fine-tuning
     return {
         "nn.Linear(3, 4)": nn.Linear(3, 4),
         "a conv block": nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.GELU()),
         "the reference SmallUNet(1, (16, 32))": reference_small_unet(1, (16, 32)),
         "a model whose first layer is frozen": frozen,
         "a model that uses one layer twice": tied,
+        "the reference SmallUNet(1, (16, 32)) with its first block frozen": half_frozen,
     }
 
 
