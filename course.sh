@@ -151,7 +151,8 @@ case "$cmd" in
         ;;
     test)
         # --fast: the unit tier (tests/unit: no notebook execution, no nbgrader, no browser) without the
-        # tests marked slow; no --fast: every test, as CI runs them. Other arguments go to pytest.
+        # tests marked slow, on two xdist workers with one torch thread each (later arguments win, e.g.
+        # -n 0); no --fast: every test, as CI runs them. Other arguments go to pytest.
         fast=0
         args=()
         for a in "$@"; do
@@ -160,7 +161,8 @@ case "$cmd" in
         setup
         if [ "$fast" -eq 1 ]; then
             log "running the unit tests (tests/unit, not the ones marked slow)"
-            exec "$VENV/bin/python" -m pytest tests/unit -m "not slow" ${args[@]+"${args[@]}"}
+            export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+            exec "$VENV/bin/python" -m pytest tests/unit -m "not slow" -n 2 ${args[@]+"${args[@]}"}
         fi
         install_browser
         log "running the tests"
