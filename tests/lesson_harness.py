@@ -54,6 +54,9 @@ class LessonSpec:
         visible_marker: text of a visible test that must appear in the feedback HTML.
         env: extra environment variables for every notebook run (nbval and autograde), e.g. a lesson's
             fast-mode switch or the checkpoint its assessment cell grades.
+        stripped_copy: also autograde a metadata-stripped copy of the solution. What happens to one is the
+            same for every lesson (nbgrader scores it 0 silently; course_utils.grading flags it), so one
+            lesson (02) runs it, and the adversarial suite grades one too; the others save that execution.
     """
 
     lesson: str
@@ -64,6 +67,7 @@ class LessonSpec:
     needs_data: bool = True
     extra_submissions: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+    stripped_copy: bool = False
 
     def __post_init__(self):
         if self.one_right not in self.exercises:
@@ -177,8 +181,9 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
         "solution": make_submission(release, source, set(spec.exercises)),
         "blank": make_submission(release, source, set()),
         "one_right": make_submission(release, source, {spec.one_right}),
-        "stripped": strip_nbgrader_metadata(make_submission(release, source, set(spec.exercises))),
     }
+    if spec.stripped_copy:
+        submissions["stripped"] = strip_nbgrader_metadata(make_submission(release, source, set(spec.exercises)))
     for name, build in spec.extra_submissions.items():
         submissions[name] = build(release, source)
     for student, nb in submissions.items():
@@ -203,6 +208,16 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
           f"({seconds / len(submissions):.1f} s per submission); scores {summary} of {spec.total}")
     return dict(course=course, env=env, scores=scores, totals=totals, autograded=autograded,
                 log=proc.stdout + proc.stderr, release=release, seconds=seconds)
+
+
+def feedback_html(graded: dict, lesson: str, student: str = "one_right") -> str:
+    """nbgrader's feedback HTML for ``student``, generated once per autograde run (the tests share it)."""
+    cache = graded.setdefault("feedback", {})
+    if student not in cache:
+        nbgrader(["generate_feedback", lesson, "--student", student, "--force"], graded["course"], graded["env"])
+        cache[student] = (graded["course"] / "feedback" / student / lesson / f"{lesson}.html").read_text(
+            encoding="utf-8")
+    return cache[student]
 
 
 class LessonTests:
@@ -283,6 +298,8 @@ class LessonTests:
         """nbgrader grades a metadata-stripped copy silently to 0; course_utils.grading flags it."""
         from course_utils.grading import check_submitted
 
+        if not self.spec.stripped_copy:
+            pytest.skip("the same for every lesson: lesson 02 autogrades a stripped copy (LessonSpec.stripped_copy)")
         assert graded["totals"]["stripped"][0] == 0
         assert all(v is None or v == 0 for v in graded["scores"]["stripped"].values())
         results = {r.path.parts[-3]: r for r in check_submitted(graded["course"])}
@@ -291,9 +308,7 @@ class LessonTests:
 
     def test_feedback_hides_hidden_tests(self, graded):
         spec = self.spec
-        course, env = graded["course"], graded["env"]
-        nbgrader(["generate_feedback", spec.lesson, "--student", "one_right", "--force"], course, env)
-        html = (course / "feedback" / "one_right" / spec.lesson / f"{spec.lesson}.html").read_text(encoding="utf-8")
+        html = feedback_html(graded, spec.lesson)
         assert spec.visible_marker in html                     # the visible tests are there
         assert "HIDDEN TESTS" not in html
 
