@@ -44,8 +44,36 @@ def load_outputs(path: Path):
         return None, f"the filed outputs are not plain data ({type(err).__name__}); nothing was judged"
 
 
-def judge_call(check_name: str, inputs: dict, outputs, why_missing: str | None = None) -> Verdict:
-    """Run the check's judge step on ``outputs``; any exception other than ✗ is a failed test, not a crash."""
+class JudgeTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Interrupt a judge step that runs longer than ``seconds`` (outputs crafted to be slow to judge)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise JudgeTimeout()
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def judge_call(check_name: str, inputs: dict, outputs, why_missing: str | None = None,
+               timeout: float = 120.0) -> Verdict:
+    """Run the check's judge step on ``outputs``; any exception other than ✗ is a failed test, not a crash,
+    and a judge step that takes longer than ``timeout`` seconds fails the test."""
     from ..checks import CheckFailed, get_check
 
     check = get_check(check_name)
@@ -59,10 +87,13 @@ def judge_call(check_name: str, inputs: dict, outputs, why_missing: str | None =
         return Verdict(False, f"✗ {name}: running your code for this test failed: {outputs['__run_error__']}")
     buf = io.StringIO()
     try:
-        with contextlib.redirect_stdout(buf):
+        with contextlib.redirect_stdout(buf), _deadline(timeout):
             check.judge(inputs, outputs)
     except CheckFailed:
         return Verdict(False, buf.getvalue().strip())
+    except JudgeTimeout:
+        return Verdict(False, f"✗ {name}: judging your outputs took longer than {timeout:.0f} s; nothing was "
+                              "judged (outputs crafted to be slow?)")
     except Exception as err:  # noqa: BLE001 - malformed outputs must not crash the grader
         text = buf.getvalue().strip()
         return Verdict(False, (text + "\n" if text else "") +
