@@ -44,7 +44,7 @@ install_apt_data() {
 }
 
 install_browser() {
-    # Headless Chromium for the browser tests (tests/test_browser.py drives it with Playwright; nothing
+    # Headless Chromium for the browser tests (tests/e2e/test_browser.py drives it with Playwright; nothing
     # is downloaded by Playwright itself). Only `./course.sh test` needs it.
     if command -v chromium >/dev/null 2>&1; then return 0; fi
     local SUDO=""

@@ -13,7 +13,7 @@ Adding a lesson (say 08, text-to-image) takes five things:
 3. its widget module under ``course_utils/widgets/`` (if the lesson has a widget);
 4. ONE entry below, in ``LESSONS``: id, folder, title, the two one-line summaries, CPU/GPU minutes, and
    where they apply its fast-mode environment, checkpoints and browser-test moves;
-5. its tests, ``tests/test_lesson08.py``: ``class TestLesson08(LessonTests): spec = LessonSpec.from_registry(
+5. its tests, ``tests/e2e/test_lesson08.py``: ``class TestLesson08(LessonTests): spec = LessonSpec.from_registry(
    "08", one_right=..., visible_marker=...)`` (``tests/lesson_harness.py``), plus the lesson's own cases.
 
 Then run ``./course.sh release`` (it rewrites the start page's table) and paste the output of

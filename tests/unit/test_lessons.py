@@ -120,9 +120,9 @@ def test_environment_resolves_checkpoints_and_scratch_files(tmp_path):
 # file → whether it may name a lesson folder at all (a test choosing lesson 02 as its subject may; the
 # harness's docstring gives one as an example)
 _READERS = {"course_utils/environment.py": False, "bench/course_runtime.py": False,
-            "scripts/release_notebooks.py": False, "tests/test_browser.py": False,
-            "tests/test_release.py": True, "tests/lesson_harness.py": True,
-            **{str(p.relative_to(REPO)): False for p in sorted((REPO / "tests").glob("test_lesson0*.py"))}}
+            "scripts/release_notebooks.py": False, "tests/e2e/test_browser.py": False,
+            "tests/e2e/test_release.py": True, "tests/lesson_harness.py": True,
+            **{str(p.relative_to(REPO)): False for p in sorted((REPO / "tests" / "e2e").glob("test_lesson0*.py"))}}
 
 
 @pytest.mark.parametrize("path", sorted(_READERS))

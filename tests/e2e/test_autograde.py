@@ -1,6 +1,6 @@
-"""The instructor's grading command (course_utils.autograde) on the adversarial suite of tests/grading/.
+"""The instructor's grading command (course_utils.autograde) on the adversarial suite of tests/e2e/grading/.
 
-One run grades every case of ``tests/grading/cases.py`` (lesson 02) with tight limits, from a private copy
+One run grades every case of ``tests/e2e/grading/cases.py`` (lesson 02) with tight limits, from a private copy
 of the source notebooks (the layout the README tells instructors to use); each case must get the score it
 deserves and the flag a person needs. A second run grades the attacks on the records, the gradebook, the
 grader and other submissions in one batch with innocent submissions, whose scores must not change, and
@@ -30,7 +30,7 @@ from course_utils.autograde import sandbox
 from grading import cases as grading_cases
 from grading.cases import CASES, COLLATERAL, INNOCENT, LESSON, TARGETS, TOTAL
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "ci-artifacts"
 LIMITS = Limits(cell_timeout=20, submission_timeout=240, memory_mb=6144, cpu_seconds=600)
 

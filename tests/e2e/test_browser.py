@@ -30,7 +30,7 @@ import pytest
 from conftest import IN_CI, require_data
 from course_utils.lessons import LESSONS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "ci-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 

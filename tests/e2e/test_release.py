@@ -14,7 +14,7 @@ import pytest
 from course_utils import colab, lessons
 from course_utils.grading import check_submission, graded_cells
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "release_notebooks.py"
 LESSONS = [lesson.folder for lesson in lessons.LESSONS]          # the registry (tests/unit/test_lessons.py:
                                                                  # every solutions/ folder is registered)

@@ -12,7 +12,7 @@ from torch import nn
 
 from conftest import require_data
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench import __main__ as report  # noqa: E402

@@ -11,7 +11,7 @@ from course_utils import environment
 from course_utils import lessons as registry
 from course_utils.data import DataNotFoundError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 START = REPO / "solutions" / "00_start_here.ipynb"
 
 
