@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import site
 import subprocess
@@ -34,7 +35,13 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "ci-artifacts"
 LIMITS = Limits(cell_timeout=20, submission_timeout=240, memory_mb=6144, cpu_seconds=600)
 
-needs_sandbox = pytest.mark.skipif(not sandbox.available()[0], reason=f"no sandbox here: {sandbox.available()[1]}")
+
+
+def _need_sandbox() -> None:
+    """Skip where bubblewrap cannot run (a learner's laptop); in CI (CI=true) that is a failure, not a skip."""
+    ok, why = sandbox.available()
+    if not ok:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(f"no sandbox here: {why}")
 
 
 def _release_and_solution():
@@ -64,8 +71,7 @@ def _digests(paths) -> dict:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     require_data()
-    if not sandbox.available()[0]:
-        pytest.skip(f"no sandbox here: {sandbox.available()[1]}")
+    _need_sandbox()
     tmp = tmp_path_factory.mktemp("autograde")
     source = _private_source(tmp)
     flat, out = tmp / "submissions", tmp / "out"
@@ -80,8 +86,7 @@ def graded(tmp_path_factory):
 def collateral(tmp_path_factory):
     """The attacks on records, gradebook, grader and other submissions, graded with innocent ones."""
     require_data()
-    if not sandbox.available()[0]:
-        pytest.skip(f"no sandbox here: {sandbox.available()[1]}")
+    _need_sandbox()
     tmp = tmp_path_factory.mktemp("collateral")
     source = _private_source(tmp)
     flat, out = tmp / "submissions", tmp / "out"
@@ -329,9 +334,7 @@ def test_lesson07_handed_in_with_its_checkpoint_grades_full_marks(tmp_path):
     """The README's instructor command, no environment variables: the full solution and its trained checkpoint
     get 12/12 without retraining; a hand-in of the shipped cfg16 itself gets the 7 unit points only."""
     require_data()
-    if not sandbox.available()[0]:
-        pytest.skip(f"no sandbox here: {sandbox.available()[1]}")
-    import os
+    _need_sandbox()
 
     from lesson_harness import make_submission
     import nbformat
