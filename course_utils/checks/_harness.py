@@ -46,7 +46,15 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class CheckFailed(AssertionError):
-    """A ✗ verdict: the message names the problem and the fix."""
+    """A ✗ verdict: the message names the problem and the fix.
+
+    In Jupyter it shows as its message alone (IPython's ``_render_traceback_`` hook): the frames inside the
+    package say nothing to a learner, and where their own code failed is already in the message
+    ("at line N of your cell").
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"CheckFailed: {self}"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,8 +187,8 @@ def _learner_frames(exc: BaseException) -> str:
     if not frames:
         return ""
     last = frames[-1]
-    where = f"line {last.lineno} of {os.path.basename(last.filename)}" if not last.filename.startswith("<") \
-        else f"line {last.lineno} of your cell"
+    in_cell = last.filename.startswith("<") or "ipykernel_" in last.filename   # a notebook cell's code
+    where = f"line {last.lineno} of your cell" if in_cell else f"line {last.lineno} of {os.path.basename(last.filename)}"
     code = f": {last.line.strip()}" if last.line else ""
     return f"{where}{code}"
 
