@@ -46,6 +46,7 @@ def run(folder: Path) -> dict:
                          f"lambda: ({''.join(s + ', ' for s in c['subjects'])}), {str(folder)!r})"
                          for c in calls if c["test"] == meta.get("grade_id")]
                 target = nbformat.v4.new_code_cell("\n".join(lines) or "pass")
+            started = time.perf_counter()
             try:
                 client.execute_cell(target, i)
             except CellTimeoutError:
@@ -53,6 +54,11 @@ def run(folder: Path) -> dict:
             except DeadKernelError:
                 status["dead_at"] = i
                 break
+            # with interrupt_on_timeout nbclient interrupts the kernel instead of raising: the cell ends in a
+            # KeyboardInterrupt once the timeout has passed
+            if time.perf_counter() - started >= plan["cell_timeout"] and i not in status["timeouts"] and any(
+                    o.get("output_type") == "error" and o.get("ename") == "KeyboardInterrupt" for o in target.outputs):
+                status["timeouts"].append(i)
             if target is not cell:
                 cell.outputs = target.outputs
     status["seconds"] = round(time.perf_counter() - t0, 1)
