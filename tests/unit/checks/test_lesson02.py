@@ -14,20 +14,8 @@ from course_utils.checks import _harness as h
 from course_utils.diffusion import extract
 from course_utils.schedules import linear_betas as pkg_linear_betas, make_betas
 
+from check_support import fails, resolve, run, separates
 
-def run(check, *args, **kwargs):
-    """Run a check expected to pass; it must return None."""
-    assert check(*args, **kwargs) is None
-
-
-def fails(capsys, check, *args, match: str, **kwargs) -> str:
-    """Run a check expected to fail with ``match`` in its message; returns what it printed."""
-    with pytest.raises(AssertionError, match=match):
-        check(*args, **kwargs)
-    out = capsys.readouterr()
-    assert out.err == "", "checks must never write to stderr"
-    assert "✗" in out.out
-    return out.out
 
 # ------------------------------------------------------------------ linear_betas
 def good_linear_betas(T, beta_start=1e-4, beta_end=0.02):
@@ -439,31 +427,16 @@ SEPARATED = {
 }
 
 
-def _apart(check, params, subject, path):
-    """make → run → torch.save → torch.load(weights_only=True) → judge, as a grader runs them."""
-    inputs = check.make(**params)
-    outputs = check.run(inputs, *subject)
-    torch.save({"inputs": inputs, "outputs": outputs}, path)
-    loaded = torch.load(path, weights_only=True)
-    return check.judge(loaded["inputs"], loaded["outputs"])
-
-
 def test_every_lesson02_check_is_separated():
     assert {f"check_{n}" for n in SEPARATED} == {n for n in checks.lesson02.__all__ if n.startswith("check_")}
 
 
 @pytest.mark.parametrize("name", sorted(SEPARATED))
-def test_lesson02_steps_work_apart(capsys, tmp_path, name):
-    params, right, wrong, match = SEPARATED[name]
+def test_lesson02_steps_work_apart(capsys, name):
+    params, right, wrong, match = SEPARATED[name]            # right, wrong: tuples of run's subjects
     check = checks.get_check(f"check_{name}")
     assert check is getattr(checks, f"check_{name}")
-    assert _apart(check, params, right, tmp_path / "right.pt") is None
-    out = capsys.readouterr()
-    assert out.err == "" and out.out.count("✓") == (2 if name == "snr_answers" else 1) and "✗" not in out.out
-    with pytest.raises(checks.CheckFailed, match=match):
-        _apart(check, params, wrong, tmp_path / "wrong.pt")
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" in out.out
+    separates(capsys, check, params, right, wrong, match, ticks=2 if name == "snr_answers" else 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in SEPARATED if n not in ("data_range", "snr_answers", "monte_carlo")))
@@ -478,14 +451,9 @@ def test_lesson02_reference_passes_and_inputs_hold_no_answer(capsys, name):
 
 def test_blocked_names_exist():
     """Each dotted name a check asks the grader to block is a real package function (a typo blocks nothing)."""
-    import importlib
     seen = 0
     for name in SEPARATED:
         for dotted in checks.get_check(f"check_{name}").blocks:
-            parts = dotted.split(".")
-            obj = importlib.import_module(".".join(parts[:2]))
-            for attr in parts[2:]:
-                obj = getattr(obj, attr)
-            assert callable(obj), dotted
+            assert callable(resolve(dotted)), dotted
             seen += 1
     assert seen >= 4

@@ -12,20 +12,7 @@ from course_utils import checks
 from course_utils.checks import lesson03
 from course_utils.diffusion import extract
 
-
-def run(check, *args, **kwargs):
-    """Run a check expected to pass; it must return None."""
-    assert check(*args, **kwargs) is None
-
-
-def fails(capsys, check, *args, match: str, **kwargs) -> str:
-    """Run a check expected to fail with ``match`` in its message; returns what it printed."""
-    with pytest.raises(AssertionError, match=match):
-        check(*args, **kwargs)
-    out = capsys.readouterr()
-    assert out.err == "", "checks must never write to stderr"
-    assert "✗" in out.out
-    return out.out
+from check_support import fails, run, separates
 
 
 # ------------------------------------------------------------------ lesson 03: the posterior
@@ -263,31 +250,18 @@ SEPARATED = {
 }
 
 
-def _apart(check, params, subject, path):
-    """make → run → torch.save → torch.load(weights_only=True) → judge, as a grader runs them."""
-    inputs = check.make(**params)
-    outputs = check.run(inputs, subject)
-    torch.save({"inputs": inputs, "outputs": outputs}, path)
-    loaded = torch.load(path, weights_only=True)
-    return check.judge(loaded["inputs"], loaded["outputs"])
-
-
 def test_every_lesson03_check_is_separated():
     assert {f"check_{n}" for n in SEPARATED} == {n for n in checks.lesson03.__all__ if n.startswith("check_")}
 
 
 @pytest.mark.parametrize("name", sorted(SEPARATED))
-def test_lesson03_steps_work_apart(capsys, tmp_path, name):
+def test_lesson03_steps_work_apart(capsys, name):
     params, right, wrong, match = SEPARATED[name]
     check = checks.get_check(f"check_{name}")
     assert check is getattr(checks, f"check_{name}")
-    assert _apart(check, params, right, tmp_path / "right.pt") is None
-    out = capsys.readouterr()
-    assert out.err == "" and "✓" in out.out and "✗" not in out.out
-    with pytest.raises(checks.CheckFailed, match=match):
-        _apart(check, params, wrong, tmp_path / "wrong.pt")
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" in out.out
+    # these two right answers are the package's own references, which the grader's block makes raise
+    separates(capsys, check, params, right, wrong, match,
+              block=name not in ("predict_x0_from_eps", "posterior_mean_from_eps"))
 
 
 @pytest.mark.parametrize("name", sorted(SEPARATED))

@@ -3,31 +3,13 @@ classic mistake, writes only to stdout, returns None, and splits into make → r
 inputs and outputs survive torch.save / torch.load(weights_only=True)."""
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
-import types
-
 import pytest
 import torch
 
 from course_utils import checks
 from course_utils.checks import _harness
 
-
-def run(check, *args, **kwargs):
-    """Run a check expected to pass; it must return None."""
-    assert check(*args, **kwargs) is None
-
-
-def fails(capsys, check, *args, match: str, **kwargs) -> str:
-    """Run a check expected to fail with ``match`` in its message; returns what it printed."""
-    with pytest.raises(AssertionError, match=match):
-        check(*args, **kwargs)
-    out = capsys.readouterr()
-    assert out.err == "", "checks must never write to stderr"
-    assert "✗" in out.out
-    return out.out
+from check_support import fails, resolve, run, separates
 
 
 _L04 = '''
@@ -189,39 +171,6 @@ def test_the_recorder_is_the_harness_one():
 
 
 # ---------------------------------------------------------------- the three steps separate
-def _resolve(dotted: str):
-    parts = dotted.split(".")
-    obj = importlib.import_module(".".join(parts[:2]))
-    for attr in parts[2:]:
-        obj = getattr(obj, attr)
-    return obj
-
-
-@contextlib.contextmanager
-def _blocked(check):
-    """As the grader's kernel does while run executes: the check's reference and its blocked functions raise."""
-    def blocked(*args, **kwargs):
-        raise RuntimeError("blocked while the learner's code runs")
-
-    targets = [check.reference] if isinstance(check.reference, types.FunctionType) else []
-    targets += [_resolve(d) for d in check.blocks]
-    saved = [(fn, fn.__code__) for fn in targets]
-    for fn, _ in saved:
-        fn.__code__ = blocked.__code__
-    try:
-        yield
-    finally:
-        for fn, code in saved:
-            fn.__code__ = code
-
-
-def _round_trip(obj):
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=True)
-
-
 _SEPARATE = [
     ("check_loss_simple", "loss_simple", {"probe_calls": 20}, ("F.mse_loss(eps_pred, eps)",
                                                                "F.mse_loss(eps_pred, x0)"), "with x0"),
@@ -236,20 +185,7 @@ _SEPARATE = [
 def test_lesson04_steps_separate_through_torch_save(capsys, check, name, params, mistake, match):
     c = getattr(checks, check)
     assert isinstance(c, _harness.Check) and _harness.get_check(check) is c
-    for fn, want in ((_l04()[name], None), (_l04(*mistake)[name], match)):
-        inputs = _round_trip(c.make(**params))
-        with _blocked(c):                        # run never needs the package's answer
-            outputs = _round_trip(c.run(inputs, fn))
-        del fn
-        if want is None:
-            assert c.judge(inputs, outputs) is None
-            out = capsys.readouterr()
-            assert out.err == "" and out.out.count("✓") == 1 and "✗" not in out.out
-        else:
-            with pytest.raises(_harness.CheckFailed, match=want):
-                c.judge(inputs, outputs)
-            out = capsys.readouterr()
-            assert out.err == "" and "✗" in out.out
+    separates(capsys, c, params, _l04()[name], _l04(*mistake)[name], match, ticks=1)
 
 
 @pytest.mark.parametrize("check", ["check_loss_simple", "check_p_sample_step", "check_sample_loop"])
@@ -265,4 +201,4 @@ def test_every_lesson04_check_is_separated_and_blocks_real_functions():
     assert names == {case[0] for case in _SEPARATE}
     for name in names:
         for dotted in checks.get_check(name).blocks:
-            assert callable(_resolve(dotted)), dotted
+            assert callable(resolve(dotted)), dotted

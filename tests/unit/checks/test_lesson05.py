@@ -12,20 +12,7 @@ from einops import rearrange as _l05_rearrange
 from course_utils import checks
 from course_utils.models import ResBlock as _L05ResBlock, sinusoidal_embedding as _l05_emb
 
-
-def run(check, *args, **kwargs):
-    """Run a check expected to pass; it must return None."""
-    assert check(*args, **kwargs) is None
-
-
-def fails(capsys, check, *args, match: str, **kwargs) -> str:
-    """Run a check expected to fail with ``match`` in its message; returns what it printed."""
-    with pytest.raises(AssertionError, match=match):
-        check(*args, **kwargs)
-    out = capsys.readouterr()
-    assert out.err == "", "checks must never write to stderr"
-    assert "✗" in out.out
-    return out.out
+from check_support import fails, run, separates
 
 
 def _l05_emb_variant(order="sin_cos", denom="half", cast=None, check_odd=True):
@@ -229,26 +216,11 @@ SEPARATED = {
 }
 
 
-def _apart(check, params, subject, path):
-    """make → run → torch.save → torch.load(weights_only=True) → judge, as a grader runs them."""
-    inputs = check.make(**params)
-    outputs = check.run(inputs, subject)
-    torch.save({"inputs": inputs, "outputs": outputs}, path)
-    loaded = torch.load(path, weights_only=True)
-    return check.judge(loaded["inputs"], loaded["outputs"])
-
-
 @pytest.mark.parametrize("name", sorted(SEPARATED))
-def test_lesson05_steps_work_apart(capsys, tmp_path, name):
+def test_lesson05_steps_work_apart(capsys, name):
     check, params, right, wrong, match = SEPARATED[name]
     assert check is checks.get_check(f"check_{name}")
-    assert _apart(check, params, right, tmp_path / "right.pt") is None
-    out = capsys.readouterr()
-    assert out.err == "" and out.out.count("✓") == 1 and "✗" not in out.out
-    with pytest.raises(checks.CheckFailed, match=match):
-        _apart(check, params, wrong, tmp_path / "wrong.pt")
-    out = capsys.readouterr()
-    assert out.err == "" and "✗" in out.out
+    separates(capsys, check, params, right, wrong, match, ticks=1)
 
 
 @pytest.mark.parametrize("name", sorted(SEPARATED))

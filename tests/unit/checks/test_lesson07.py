@@ -3,31 +3,13 @@ names each classic mistake, writes only to stdout, returns None, and splits into
 whose inputs and outputs survive torch.save / torch.load(weights_only=True)."""
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
-import types
-
 import pytest
 import torch
 
 from course_utils import checks
 from course_utils.checks import _harness
 
-
-def run(check, *args, **kwargs):
-    """Run a check expected to pass; it must return None."""
-    assert check(*args, **kwargs) is None
-
-
-def fails(capsys, check, *args, match: str, **kwargs) -> str:
-    """Run a check expected to fail with ``match`` in its message; returns what it printed."""
-    with pytest.raises(AssertionError, match=match):
-        check(*args, **kwargs)
-    out = capsys.readouterr()
-    assert out.err == "", "checks must never write to stderr"
-    assert "✗" in out.out
-    return out.out
+from check_support import blocked, fails, resolve, round_trip, run, separates
 
 
 def _l07_schedule(T):
@@ -167,39 +149,6 @@ def test_not_implemented_is_explained(capsys):
 
 
 # ---------------------------------------------------------------- the three steps separate
-def _resolve(dotted: str):
-    parts = dotted.split(".")
-    obj = importlib.import_module(".".join(parts[:2]))
-    for attr in parts[2:]:
-        obj = getattr(obj, attr)
-    return obj
-
-
-@contextlib.contextmanager
-def _blocked(check):
-    """As the grader's kernel does while run executes: the check's reference and its blocked functions raise."""
-    def blocked(*args, **kwargs):
-        raise RuntimeError("blocked while the learner's code runs")
-
-    targets = [check.reference] if isinstance(check.reference, types.FunctionType) else []
-    targets += [_resolve(d) for d in check.blocks]
-    saved = [(fn, fn.__code__) for fn in targets]
-    for fn, _ in saved:
-        fn.__code__ = blocked.__code__
-    try:
-        yield
-    finally:
-        for fn, code in saved:
-            fn.__code__ = code
-
-
-def _round_trip(obj):
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=True)
-
-
 def _separate_cases():
     from course_utils.models import UNet, UNetConfig
 
@@ -218,19 +167,7 @@ def test_lesson07_steps_separate_through_torch_save(capsys, case):
     check, params, right, wrong, match = _separate_cases()[case]
     c = getattr(checks, check)
     assert isinstance(c, _harness.Check) and _harness.get_check(check) is c
-    for fn, want in ((right, None), (wrong, match)):
-        inputs = _round_trip(c.make(**params))
-        with _blocked(c):                        # run never needs the package's answer
-            outputs = _round_trip(c.run(inputs, fn))
-        if want is None:
-            assert c.judge(inputs, outputs) is None
-            out = capsys.readouterr()
-            assert out.err == "" and "✓" in out.out and "✗" not in out.out
-        else:
-            with pytest.raises(_harness.CheckFailed, match=want):
-                c.judge(inputs, outputs)
-            out = capsys.readouterr()
-            assert out.err == "" and "✗" in out.out
+    separates(capsys, c, params, right, wrong, match)
 
 
 @pytest.mark.parametrize("check", ["check_linear_schedule", "check_cfg_loss", "check_conditional_model",
@@ -252,10 +189,10 @@ def test_lesson07_assessment_steps_separate_through_torch_save(capsys):
     for sampler, threshold, want in ((_l07_sampler(), 0.0, None),
                                      (lambda m, d, labels, **k: torch.zeros(len(labels), 1, 16, 16), 1.0,
                                       "pass mark is 100%")):
-        inputs = _round_trip(c.make(per_class=1, num_steps=2, checkpoint=str(checkpoint_path("cfg16")),
+        inputs = round_trip(c.make(per_class=1, num_steps=2, checkpoint=str(checkpoint_path("cfg16")),
                                     threshold=threshold))
-        with _blocked(c):
-            outputs = _round_trip(c.run(inputs, sampler, 2.0))
+        with blocked(c):
+            outputs = round_trip(c.run(inputs, sampler, 2.0))
         if want is None:
             c.judge(inputs, outputs)
             assert "✓" in capsys.readouterr().out
@@ -273,7 +210,7 @@ def test_every_lesson07_check_is_separated_and_blocks_real_functions():
     assert names == {case[0] for case in _separate_cases()} | {"check_assessment"}
     for name in names:
         for dotted in checks.get_check(name).blocks:
-            assert callable(_resolve(dotted)), dotted
+            assert callable(resolve(dotted)), dotted
 
 
 def test_conditional_model_builder_must_build_a_new_model_each_call(capsys):
