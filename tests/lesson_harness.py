@@ -220,6 +220,35 @@ def feedback_html(graded: dict, lesson: str, student: str = "one_right") -> str:
     return cache[student]
 
 
+# Lessons whose student notebook still fails outside its exercises when nothing is answered (issue 16),
+# skipped (not xfailed: no CI time is spent on them) until their demo cells fall back to the package's
+# version. Cell numbers are those of the student notebook in notebooks/.
+NO_FALLBACK_YET = {
+    "04_training_sampling": "cells 11, 13 and 21 need the learner's trained model and sampling loop; a "
+                            "fallback that re-executes them with the package's takes more than 10 minutes",
+    "07_final_assessment": "cells 20, 21 and 26 (the project's training and figures) need the learner's "
+                           "model by design",
+}
+
+
+def unexpected_errors(nb) -> list[str]:
+    """The code cells of an executed notebook that raised although they are neither an exercise's answer
+    cell nor a test cell (nbgrader ``solution`` / ``grade``)."""
+    bad = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") or meta.get("grade"):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+                bad.append(f"cell {i} ({first[:60]!r}): {out.get('ename')}: {str(out.get('evalue'))[:200]}")
+    return bad
+
+
+
 class LessonTests:
     """The standard tests of one lesson; a lesson's test class sets ``spec`` (a :class:`LessonSpec`)."""
 
@@ -276,6 +305,15 @@ class LessonTests:
                 assert len(errors) == 1, cell.metadata["nbgrader"]["grade_id"]
                 # CheckFailed: course_utils.checks' AssertionError subclass for a failed check
                 assert errors[0].ename in ("AssertionError", "CheckFailed", "NameError", "NotImplementedError")
+
+    def test_untouched_student_notebook_fails_only_in_its_exercises(self, graded):
+        """Left unanswered and run top to bottom (as autograde just ran it), the student notebook fails only
+        in its answer and test cells: every demo cell falls back to the package's version of an unanswered
+        exercise, so a learner sees every figure from the first run (issue 16)."""
+        if self.spec.lesson in NO_FALLBACK_YET:
+            pytest.skip(f"no fallback yet: {NO_FALLBACK_YET[self.spec.lesson]}")
+        bad = unexpected_errors(graded["autograded"]["blank"])
+        assert not bad, "cells outside the exercises fail when nothing is answered:\n" + "\n".join(bad)
 
     def test_one_exercise_right_scores_exactly_its_points(self, graded):
         spec = self.spec
