@@ -94,14 +94,17 @@ def command(spec: SandboxSpec, argv: list[str]) -> list[str]:
     data = os.environ.get("COURSE_DATA_DIR")
     if data:
         needed.add(Path(data))
+    # /tmp and /dev/shm are fresh tmpfs inside: what lives there (a checkout in /tmp) is bound back
+    fresh = (Path("/tmp"), Path("/dev/shm"))
     closed: dict[Path, set[Path]] = {}
     for p in needed:
-        top = _needs_bind(p)
+        p = p.resolve()
+        top = next((f for f in fresh if p.is_relative_to(f) and p != f), None) or _needs_bind(p)
         if top is not None:       # bind the first folder below the closed one (bwrap makes new parents 0700)
-            first = top / p.resolve().relative_to(top).parts[0]
-            closed.setdefault(top, set()).add(first)
+            closed.setdefault(top, set()).add(top / p.relative_to(top).parts[0])
     for top, paths in closed.items():
-        cmd += ["--tmpfs", str(top)]
+        if top not in fresh:
+            cmd += ["--tmpfs", str(top)]
         for p in sorted(paths):
             cmd += ["--ro-bind", str(p), str(p)]
     for h in spec.hide:

@@ -47,7 +47,7 @@ MISTAKES = {
     "unconditional_model": ("ex4-build-model", "num_classes=10", "num_classes=None", True),
     "same_model_every_call": ("ex4-build-model", "return UNet(UNetConfig(channels=(32, 64), num_classes=10))",
                               "global _M\n    _M = globals().get('_M') or UNet(UNetConfig(channels=(32, 64), "
-                              "num_classes=10))\n    return _M", False),
+                              "num_classes=10))\n    return _M", True),   # part of the check now: visible too
     "guidance_sign_swapped": ("ex5-guided-sample", "(1 + w) * model(x, t, labels) - w * model(x, t, null)",
                               "(1 - w) * model(x, t, labels) + w * model(x, t, null)", True),
     "no_guidance": ("ex5-guided-sample", "(1 + w) * model(x, t, labels) - w * model(x, t, null)",
