@@ -75,7 +75,7 @@ def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("autograde")
     source = _private_source(tmp)
     flat, out = tmp / "submissions", tmp / "out"
-    TARGETS.update(out=str(out), source=str(source), submissions=str(flat))
+    TARGETS.update(out=str(out), source=str(source), submissions=str(flat), repo_solutions=str(REPO / "solutions"))
     _build(CASES, flat)
     lines = []
     results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=lines.append, source=source)
@@ -90,7 +90,7 @@ def collateral(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("collateral")
     source = _private_source(tmp)
     flat, out = tmp / "submissions", tmp / "out"
-    TARGETS.update(out=str(out), source=str(source), submissions=str(flat))
+    TARGETS.update(out=str(out), source=str(source), submissions=str(flat), repo_solutions=str(REPO / "solutions"))
     _build({**INNOCENT, **COLLATERAL}, flat)
     before = _digests([*flat.glob("*.ipynb"), *source.rglob("*.ipynb")])
     results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=lambda *_: None, source=source)

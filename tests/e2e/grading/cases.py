@@ -216,7 +216,8 @@ def _wrong_monte_carlo_and(code: str):
     return _edit("ex7-monte-carlo", lambda s: WRONG_MONTE_CARLO + code + "\n")
 
 
-TARGETS: dict[str, str] = {"out": "/nonexistent", "source": "/nonexistent", "submissions": "/nonexistent"}
+TARGETS: dict[str, str] = {"out": "/nonexistent", "source": "/nonexistent", "submissions": "/nonexistent",
+                           "repo_solutions": "/nonexistent"}
 
 PATCHES = {
     "alias_patch": ("import torch as _t, importlib as _il\n_m = _il.import_module('course_utils.checks._harness')\n"
@@ -268,7 +269,7 @@ for _name, (_code, _what) in PATCHES.items():
 _STEAL = (
     "import glob, json, os\n"
     "_found = []\n"
-    "for _p in [TARGET_SOURCE] + glob.glob('/work/**/solutions/**/*.ipynb', recursive=True)[:50]:\n"
+    "for _p in [TARGET_SOURCE, TARGET_REPO_SOLUTIONS]:\n"
     "    for _f in ([_p] if _p.endswith('.ipynb') else glob.glob(os.path.join(_p, '**', '*.ipynb'), recursive=True)):\n"
     "        try:\n"
     "            _nb = json.load(open(_f))\n"
@@ -301,7 +302,7 @@ _DELEGATE_CHECK_REFERENCE = "from course_utils.checks.lesson02 import reference_
 
 def _with_targets(code: str) -> str:
     return (f"TARGET_OUT, TARGET_SOURCE, TARGET_SUBMISSIONS = {TARGETS['out']!r}, {TARGETS['source']!r}, "
-            f"{TARGETS['submissions']!r}\n" + code)
+            f"{TARGETS['submissions']!r}\nTARGET_REPO_SOLUTIONS = {TARGETS['repo_solutions']!r}\n" + code)
 
 
 def _edit_late(gid: str, fn):
