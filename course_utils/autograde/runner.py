@@ -33,10 +33,11 @@ def run(folder: Path) -> dict:
     status = {"timeouts": [], "dead_at": None, "seconds": 0.0}
     t0 = time.perf_counter()
     calls = plan["calls"]
+    cells = list(nb.cells)     # nbclient writes the cell it executes into nb.cells[index]: keep the originals
     with client.setup_kernel():
         pre = nbformat.v4.new_code_cell("import course_utils.autograde.kernel as __course_kernel__")
         client.execute_cell(pre, 0, store_history=False)
-        for i, cell in enumerate(nb.cells):
+        for i, cell in enumerate(cells):
             if cell.cell_type != "code":
                 continue
             meta = _meta(cell)
@@ -61,6 +62,7 @@ def run(folder: Path) -> dict:
                 status["timeouts"].append(i)
             if target is not cell:
                 cell.outputs = target.outputs
+    nb.cells = cells
     status["seconds"] = round(time.perf_counter() - t0, 1)
     nbformat.write(nb, folder / "executed.ipynb")
     (folder / "status.json").write_text(json.dumps(status))
