@@ -68,18 +68,24 @@ def _digests(paths) -> dict:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
 
 
+def _grade_batch(tmp: Path, cases: dict, progress) -> dict:
+    """Build ``cases`` (aimed at this run's real paths) and grade them in one batch from a private source copy."""
+    source = _private_source(tmp)
+    flat, out = tmp / "submissions", tmp / "out"
+    TARGETS.update(out=str(out), source=str(source), submissions=str(flat), repo_solutions=str(REPO / "solutions"))
+    _build(cases, flat)
+    before = _digests([*flat.glob("*.ipynb"), *source.rglob("*.ipynb")])
+    results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=progress, source=source)
+    return {"results": {r.student: r for r in results}, "out": out, "flat": flat, "source": source,
+            "before": before}
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     require_data()
     _need_sandbox()
-    tmp = tmp_path_factory.mktemp("autograde")
-    source = _private_source(tmp)
-    flat, out = tmp / "submissions", tmp / "out"
-    TARGETS.update(out=str(out), source=str(source), submissions=str(flat), repo_solutions=str(REPO / "solutions"))
-    _build(CASES, flat)
     lines = []
-    results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=lines.append, source=source)
-    return {"results": {r.student: r for r in results}, "out": out, "flat": flat, "log": lines, "source": source}
+    return {**_grade_batch(tmp_path_factory.mktemp("autograde"), CASES, lines.append), "log": lines}
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +93,11 @@ def collateral(tmp_path_factory):
     """The attacks on records, gradebook, grader and other submissions, graded with innocent ones."""
     require_data()
     _need_sandbox()
-    tmp = tmp_path_factory.mktemp("collateral")
-    source = _private_source(tmp)
-    flat, out = tmp / "submissions", tmp / "out"
-    TARGETS.update(out=str(out), source=str(source), submissions=str(flat), repo_solutions=str(REPO / "solutions"))
-    _build({**INNOCENT, **COLLATERAL}, flat)
-    before = _digests([*flat.glob("*.ipynb"), *source.rglob("*.ipynb")])
-    results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=lambda *_: None, source=source)
-    records = _digests([*out.glob("*.json"), out / "grades.csv", out / "work" / "gradebook.db"])
+    batch = _grade_batch(tmp_path_factory.mktemp("collateral"), {**INNOCENT, **COLLATERAL}, lambda *_: None)
+    out = batch["out"]
+    batch["records"] = _digests([*out.glob("*.json"), out / "grades.csv", out / "work" / "gradebook.db"])
     time.sleep(3)                     # a daemon that outlived its sandbox would write now
-    return {"results": {r.student: r for r in results}, "out": out, "flat": flat, "source": source,
-            "before": before, "records": records}
+    return batch
 
 
 def test_every_case_gets_the_score_it_deserves_and_is_flagged(graded):

@@ -305,18 +305,8 @@ def _with_targets(code: str) -> str:
             f"{TARGETS['submissions']!r}\nTARGET_REPO_SOLUTIONS = {TARGETS['repo_solutions']!r}\n" + code)
 
 
-def _edit_late(gid: str, fn):
-    """Like _edit, but the code is made when the submission is built (after TARGETS is filled in)."""
-    def build(release, solution):
-        nb = answered(release, solution)
-        cell = _cell(nb, gid)
-        cell["source"] = fn(_src(cell))
-        return _dump(nb)
-    return build
-
-
 CASES["read_hidden_tests"] = Case(
-    _edit_late("ex5-q-sample", lambda s: WRONG_Q_SAMPLE + _with_targets(_STEAL)), TOTAL - 2, "review",
+    _edit("ex5-q-sample", lambda s: WRONG_Q_SAMPLE + _with_targets(_STEAL)), TOTAL - 2, "review",
     "wrong q_sample that looks for the source notebook (hidden tests, solutions) and runs its answer")
 CASES["delegate_to_package"] = Case(_edit("ex5-q-sample", lambda s: _DELEGATE_Q), TOTAL - 2, None,
                                     "q_sample delegates to GaussianDiffusion.q_sample (captured earlier)")
@@ -369,10 +359,10 @@ _PROCESS_ATTACK = (
 _KILL_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
 
 COLLATERAL: dict[str, Case] = {
-    "attack_records": Case(_edit_late("ex7-monte-carlo", lambda s: s + "\n" + _with_targets(_FILES_ATTACK)), TOTAL,
+    "attack_records": Case(_edit("ex7-monte-carlo", lambda s: s + "\n" + _with_targets(_FILES_ATTACK)), TOTAL,
                            None, "rewrites records, grades.csv, the gradebook, the source, other submissions; "
                            "plants a .pth"),
-    "attack_processes": Case(_edit_late("ex7-monte-carlo", lambda s: s + "\n" + _with_targets(_PROCESS_ATTACK)),
+    "attack_processes": Case(_edit("ex7-monte-carlo", lambda s: s + "\n" + _with_targets(_PROCESS_ATTACK)),
                              TOTAL, None, "a setsid daemon holding the pipe and rewriting grades.csv after the "
                              "run; re-entering namespaces; killing PID 1"),
     "attack_kill_grader": Case(_append("ex7-monte-carlo", _KILL_GRADER), TOTAL - 2, "kernel died",
