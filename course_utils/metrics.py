@@ -29,7 +29,7 @@ from .checkpoints import load_verified, sha256_file, verify_sha256, write_sha256
 from .validation import is_int
 
 __all__ = ["FashionClassifier", "load_classifier", "classify", "class_agreement",
-           "class_agreement_per_class", "frechet_distance", "sha256_file", "write_sha256",
+           "class_agreement_per_class", "frechet_distance", "frechet_distances", "sha256_file", "write_sha256",
            "verify_sha256", "DEFAULT_CLASSIFIER_PATH", "TRAIN_CLASSIFIER_COMMAND"]
 
 DEFAULT_CLASSIFIER_PATH = Path(__file__).resolve().parent / "assets" / "fashion_classifier.pt"
@@ -302,6 +302,8 @@ def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor,
     classifier's 128-d :meth:`FashionClassifier.features`); statistics accumulate in float64. Lower is
     better; two samples of the same distribution give a value near 0 that shrinks as the sets grow
     (the estimate is biased upwards for small sets, so compare values computed with equal set sizes).
+    To compare several sets with the same real images, :func:`frechet_distances` computes the real
+    features once.
 
     Args:
         real_images: (N, 1, S, S) float in [-1, 1], N ≥ 2 (e.g. the FashionMNIST test split).
@@ -313,9 +315,35 @@ def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor,
     Raises:
         ValueError: bad shapes or dtypes, or fewer than 2 images in a set.
     """
+    return frechet_distances(real_images, [fake_images], classifier, batch_size)[0]
+
+
+def frechet_distances(real_images: torch.Tensor, fake_sets, classifier: nn.Module | None = None,
+                      batch_size: int = 512) -> list[float]:
+    """:func:`frechet_distance` of each set in ``fake_sets`` to the same ``real_images``, whose features
+    are computed once (torchmetrics' ``reset_real_features=False``): for a sweep (one set per guidance
+    weight or per sampler) this saves one pass of the classifier over the real images per set.
+
+    Args:
+        real_images: (N, 1, S, S) float in [-1, 1], N ≥ 2.
+        fake_sets: a list (or other iterable) of (M, 1, S', S') float tensors in [-1, 1], M ≥ 2 each.
+        classifier, batch_size: as for :func:`frechet_distance`.
+    Returns:
+        one squared Fréchet distance per set, in order.
+    Raises:
+        ValueError: bad shapes or dtypes, fewer than 2 images in a set, or no set at all.
+    """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    for name, x in (("real_images", real_images), ("fake_images", fake_images)):
+    if isinstance(fake_sets, torch.Tensor):
+        raise ValueError("fake_sets must be a list of image batches (use frechet_distance for one batch); "
+                         f"got a tensor of shape {tuple(fake_sets.shape)}.")
+    fake_sets = list(fake_sets)
+    if not fake_sets:
+        raise ValueError("fake_sets is empty: pass at least one (M, 1, S, S) batch of images.")
+    named = [("real_images", real_images)] + [(f"fake_sets[{i}]" if len(fake_sets) > 1 else "fake_images", x)
+                                              for i, x in enumerate(fake_sets)]
+    for name, x in named:
         _check_images(x, name)
         if x.shape[0] < 2:
             raise ValueError(f"{name} needs at least 2 images to fit a covariance; got {x.shape[0]}.")
@@ -323,7 +351,12 @@ def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor,
     model = _resolve_classifier(classifier, real_images.device)
     if isinstance(model, nn.Module) and model.training:
         raise ValueError("classifier is in training mode (BatchNorm would use batch statistics); call .eval() first.")
-    fid = FrechetInceptionDistance(feature=_FeatureAdapter(model, batch_size), normalize=True)
+    fid = FrechetInceptionDistance(feature=_FeatureAdapter(model, batch_size), normalize=True,
+                                   reset_real_features=False)
     fid.update(real_images, real=True)
-    fid.update(fake_images, real=False)
-    return float(fid.compute().item())
+    out = []
+    for x in fake_sets:
+        fid.reset()                                   # drops the fake statistics, keeps the real ones
+        fid.update(x, real=False)
+        out.append(float(fid.compute().item()))
+    return out

@@ -11,7 +11,7 @@ import torch
 from .checkpoints import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
 from .validation import is_int
 
-__all__ = ["set_seed", "get_device", "to_display", "make_grid", "show_images", "in_colab",
+__all__ = ["set_seed", "get_device", "run_mode", "to_display", "make_grid", "show_images", "in_colab",
            "sha256_file", "write_sha256", "verify_sha256", "tool_env"]
 
 
@@ -57,6 +57,28 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' was asked for but Apple's MPS backend is not available; use 'auto'.")
     return dev
+
+
+RUN_MODES = ("gpu", "cpu", "grading")
+
+
+def run_mode(device: str | torch.device = "auto") -> str:
+    """The sizes a lesson's demonstration cells use: ``"gpu"`` (full runs, many samples) on a GPU,
+    ``"cpu"`` (short runs, few samples: what a learner's laptop runs in a minute or two) on the CPU, and
+    ``"grading"`` whenever ``COURSE_GRADING=1`` is set — the course's grader sets it (``python -m
+    course_utils.autograde``; the test suite's nbgrader runs set it too): demonstrations shrink to the
+    smallest sizes that still run every line, while the test cells, which alone decide a grade, are the
+    same in every mode.
+
+    Raises:
+        ValueError: ``COURSE_GRADING`` set to something other than ``"0"``, ``"1"`` or empty.
+    """
+    flag = os.environ.get("COURSE_GRADING", "")
+    if flag not in ("", "0", "1"):
+        raise ValueError(f"COURSE_GRADING must be '1' (the grader's run) or '0'/unset; got {flag!r}.")
+    if flag == "1":
+        return "grading"
+    return "cpu" if get_device(device).type == "cpu" else "gpu"
 
 
 def tool_env(extra: dict | None = None) -> dict:

@@ -172,7 +172,9 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
     shutil.copy2(REPO / "nbgrader_config.py", course)
     shutil.copytree(spec.solution.parent, course / "solutions" / lesson,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    env = tool_env(tmp, spec.env)
+    # COURSE_GRADING=1, as the course's grader (course_utils.autograde) sets it: the demonstration cells run at
+    # their smallest sizes (course_utils.utils.run_mode); the test cells are the same in every mode.
+    env = tool_env(tmp, {**spec.env, "COURSE_GRADING": "1"})
     nbgrader(["generate_assignment", lesson, "--force"], course, env)
     release = nbformat.read(course / "notebooks" / lesson / f"{lesson}.ipynb", as_version=4)
     source = nbformat.read(spec.solution, as_version=4)

@@ -148,7 +148,7 @@ def guidance_explorer(model: torch.nn.Module, diffusion: GaussianDiffusion,
     import ipywidgets as widgets
 
     from ..data import FASHION_MNIST_CLASSES
-    from ..metrics import class_agreement_per_class, frechet_distance
+    from ..metrics import class_agreement_per_class, frechet_distances
 
     ws = tuple(float(w) for w in ws)
     if len(set(ws)) != len(ws):
@@ -165,13 +165,12 @@ def guidance_explorer(model: torch.nn.Module, diffusion: GaussianDiffusion,
         raise ValueError(f"class_names must hold {K} names, one per class; got {len(names)}.")
     y = torch.arange(K).repeat_interleave(n)
     agreement = torch.zeros(L, K)
-    frechet = None if real_images is None else torch.zeros(L)
-    for i in range(L):
-        x = samples[i].reshape(K * n, *samples.shape[3:])
+    sets = [samples[i].reshape(K * n, *samples.shape[3:]) for i in range(L)]
+    for i, x in enumerate(sets):
         per = class_agreement_per_class(x, y)
         agreement[i] = torch.tensor([per[k] for k in range(K)])
-        if frechet is not None:
-            frechet[i] = frechet_distance(real_images.detach().float().cpu(), x)
+    # one pass of the classifier over the real images for all L weights
+    frechet = None if real_images is None else torch.tensor(frechet_distances(real_images.detach().float().cpu(), sets))
     agreement_mean = agreement.mean(1)
     diversity = samples.std(dim=2).flatten(2).mean(2) if n > 1 else torch.zeros(L, K)   # (L, K)
     ncol = ncol or max(1, -(-n // 2))

@@ -236,6 +236,23 @@ def test_frechet_distance_matches_numpy_on_classifier_features(clf, real):
     assert M.frechet_distance(a, b, clf) == pytest.approx(expected, rel=1e-6, abs=1e-8 * np.trace(np.cov(fa.T)))
 
 
+def test_frechet_distances_of_several_sets_match_numpy_each(clf, real):
+    """The sweep helper computes the real features once; each distance is still numpy's on that pair."""
+    a, sets = real[0][:400], [real[0][400:600], real[0][600:800].flip(-1), torch.rand(200, 1, 28, 28) * 2 - 1]
+    with torch.inference_mode():
+        fa = clf.features(a).double().numpy()
+        expected = [_numpy_frechet(fa, clf.features(x).double().numpy()) for x in sets]
+    got = M.frechet_distances(a, sets, clf)
+    assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert got[0] < got[1] < got[2]                       # halves < flipped < noise: the sets were not mixed up
+    with pytest.raises(ValueError, match="fake_sets must be a list"):
+        M.frechet_distances(a, sets[0], clf)
+    with pytest.raises(ValueError, match="fake_sets is empty"):
+        M.frechet_distances(a, [], clf)
+    with pytest.raises(ValueError, match=r"fake_sets\[1\] needs at least 2 images"):
+        M.frechet_distances(a, [sets[0], sets[0][:1]], clf)
+
+
 def test_frechet_distance_on_known_gaussians():
     """Features drawn from N(mu1, diag s1) and N(mu2, diag s2), through a tiny fixed extractor."""
     g = torch.Generator().manual_seed(0)

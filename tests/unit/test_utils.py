@@ -42,3 +42,18 @@ def test_grid_and_display():
     assert ax.get_title() == "t"
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         make_grid(x[0])
+
+
+def test_run_mode_follows_the_device_and_the_graders_flag(monkeypatch):
+    """"grading" whenever COURSE_GRADING=1 (the grader's runs), else "cpu" / "gpu" from the device."""
+    from course_utils.utils import run_mode
+
+    monkeypatch.delenv("COURSE_GRADING", raising=False)
+    assert run_mode("cpu") == "cpu"
+    monkeypatch.setenv("COURSE_GRADING", "0")
+    assert run_mode("cpu") == "cpu"
+    monkeypatch.setenv("COURSE_GRADING", "1")
+    assert run_mode("cpu") == "grading"
+    monkeypatch.setenv("COURSE_GRADING", "yes")
+    with pytest.raises(ValueError, match="COURSE_GRADING must be '1'"):
+        run_mode("cpu")
