@@ -38,6 +38,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from ..validation import is_number
+
 __all__ = ["Check", "CheckFailed", "REGISTRY", "get_check", "OK", "BAD"]
 
 OK, BAD = "✓", "✗"
@@ -390,22 +392,46 @@ def check_shape_dtype(r: Report, out: torch.Tensor, shape, dtype, what: str, dty
         r.fail(f"{what} should have dtype {dtype}; got {out.dtype}.{dtype_hint}")
 
 
-def same_again(r: Report, first: Any, again: dict, msg: str) -> None:
-    """Fail with ``msg`` unless the second call of :func:`call_twice` gave exactly the first's value."""
+def same_again(r: Report, first: Any, again: Any, msg: str, *, rtol: float = 0.0, atol: float = 0.0,
+               convert: Callable[[Any], Any] | None = None) -> None:
+    """The "same inputs give the same output" verdict: fail with ``msg`` unless a second call with the same
+    inputs (and generators seeded alike) gave what the first gave.
+
+    Args:
+        first: the first call's value (already judged).
+        again: the second call: a :func:`call` outcome (its error, if any, is reported as such) or its value.
+        msg: the failure message, which names the usual cause (fresh noise, an unused generator).
+        rtol, atol: 0 and 0 (the default) ask for exact equality, dtype included; otherwise tensors and
+            numbers are compared with ``torch.allclose`` / ``math.isclose`` at these tolerances (for results
+            that are reproducible only up to round-off, e.g. a loss computed in another summation order).
+        convert: applied to both values before comparing (``int`` for a mask's dtype, ``float`` for a loss
+            returned as a number or a 0-d tensor); a value it cannot convert counts as different.
+    """
     __tracebackhide__ = True  # noqa: F841
-    second = again.get("value") if again.get("error") is None else None
-    if not _equal(first, second):
+    second = value(r, again) if isinstance(again, dict) and "error" in again else again
+    if convert is not None:
+        try:
+            first, second = convert(first), convert(second)
+        except (AttributeError, TypeError, ValueError, RuntimeError):
+            r.fail(msg)
+    if not _equal(first, second, rtol, atol):
         r.fail(msg)
 
 
-def _equal(a: Any, b: Any) -> bool:
+def _equal(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
+    exact = rtol == 0 and atol == 0
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape \
-            and a.dtype == b.dtype and torch.equal(a, b)
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape):
+            return False
+        if exact:
+            return a.dtype == b.dtype and torch.equal(a, b)
+        return torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(), rtol=rtol, atol=atol)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_equal(x, y, rtol, atol) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_equal(a[k], b[k], rtol, atol) for k in a)
+    if not exact and is_number(a) and is_number(b):
+        return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=atol)
     return a == b
 
 

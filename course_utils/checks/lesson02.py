@@ -283,10 +283,8 @@ def judge_forward_step(inputs: dict, outputs: dict) -> None:
         "the signal is not scaled: x_t = √(1 − β_t)·x_{t-1} + √β_t·ε, not x_{t-1} + √β_t·ε.":
             step(b[t], signal_scale=torch.ones((), dtype=dtype)),
     }
-    again = h.value(r, outputs["again"])
-    if isinstance(again, torch.Tensor) and not torch.equal(again, out):
-        r.fail("two calls with the same arguments gave different results: use the `noise` argument "
-               "rather than drawing new noise inside the function.")
+    h.same_again(r, out, outputs["again"], "two calls with the same arguments gave different results: use the "
+                 "`noise` argument rather than drawing new noise inside the function.")
     h.diagnose(r, out, ref, mistakes, rtol=1e-5, atol=1e-6, what=shown)
     r.ok(f"{shown}: shape {h.fmt_shape(shape)}, {str(dtype).replace('torch.', '')}, "
          f"uses √(1 − β_{t}) = {math.sqrt(1 - float(betas[t])):.5f} and √β_{t} = {math.sqrt(float(betas[t])):.5f}")
@@ -611,10 +609,9 @@ def judge_monte_carlo(inputs: dict, outputs: dict) -> None:
         if tuple(v.shape) != tuple(shape):
             r.fail(f"out[{k!r}] should have the shape of x0, {h.fmt_shape(shape)} (one value per pixel, "
                    f"reduced over the samples with dim=0); got {h.fmt_shape(v.shape)}.")
-        v2 = again.get(k) if isinstance(again, dict) else None
-        if not isinstance(v2, torch.Tensor) or not torch.equal(v2, v):
-            r.fail("two calls with the same generator gave different results: draw every random number "
-                   "with it (torch.randn(..., generator=generator)).")
+        h.same_again(r, v, again.get(k) if isinstance(again, dict) else None,
+                     "two calls with the same generator gave different results: draw every random number "
+                     "with it (torch.randn(..., generator=generator)).")
     # Theory at neighbouring steps, to name off-by-one chains.
     var_at = {s: 1 - float(d.alphas_cumprod[s]) if s >= 0 else 0.0 for s in (t - 1, t, t + 1) if s < T}
     for way in ("chain", "closed"):

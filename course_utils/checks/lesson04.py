@@ -134,10 +134,9 @@ def judge_loss_simple(inputs: dict, outputs: dict) -> None:
     h.diagnose(r, loss.reshape(()), ref, mistakes, rtol=1e-4, atol=1e-6, what=f"{shown}")
     if outputs["grad_w"] is None or outputs["grad_w"] == 0:
         r.fail("no gradient reached the model's parameters: the loss must be computed from model(x_t, t).")
-    again = h.value(r, outputs["again"])
-    if not (isinstance(again, torch.Tensor) and again.shape == loss.shape and torch.allclose(again, loss)):
-        r.fail("two calls with generators seeded alike gave different losses: pass generator=generator to "
-               "torch.randint and torch.randn, so a seeded training run is reproducible.")
+    h.same_again(r, loss, outputs["again"], "two calls with generators seeded alike gave different losses: pass "
+                 "generator=generator to torch.randint and torch.randn, so a seeded training run is reproducible.",
+                 rtol=1e-5, atol=1e-8)
     h.value(r, outputs["with_y"])
     y, seen_y = inputs["y"], outputs["seen_with_y"]
     if seen_y and all(v is None for v in seen_y):

@@ -94,10 +94,9 @@ def judge_drop_labels(inputs: dict, outputs: dict) -> None:
         r.fail(f"{rate:.4f} of the labels were dropped; with p = {p} expect {p:g} ± {tol:.4f} (5 binomial "
                f"standard deviations for {batch} labels). Draw one uniform number per label and drop it "
                f"when the number is below p.")
-    again = h.value(r, outputs["again"])
-    if not isinstance(again, torch.Tensor) or not torch.equal(again.long(), out):
-        r.fail("two calls with generators seeded alike gave different masks: draw the random numbers with "
-               "the generator argument (torch.rand(..., generator=generator)).")
+    h.same_again(r, out, outputs["again"], "two calls with generators seeded alike gave different masks: draw the "
+                 "random numbers with the generator argument (torch.rand(..., generator=generator)).",
+                 convert=lambda v: v.long())
     if 0 < p < 1:
         other = h.value(r, outputs["other"])
         if isinstance(other, torch.Tensor) and torch.equal(other.long(), out):
@@ -268,10 +267,9 @@ def judge_guided_sampler(inputs: dict, outputs: dict) -> None:
             "your samples match the guided sampler with w of the opposite sign: check guided_eps's weights.":
                 ddim(w=-w) if w != 0 else None,
         }
-    again = h.value(r, outputs["again"])
-    if isinstance(again, torch.Tensor) and not torch.allclose(again, out, atol=1e-5):
-        r.fail("two calls with the same x_T gave different samples: start from x = x_T and use DDIM with η = 0 "
-               "(diffusion.ddim_step(eps, x, t, t_prev), which adds no noise).")
+    h.same_again(r, out, outputs["again"], "two calls with the same x_T gave different samples: start from x = x_T "
+                 "and use DDIM with η = 0 (diffusion.ddim_step(eps, x, t, t_prev), which adds no noise).",
+                 rtol=1e-5, atol=1e-5)
     h.diagnose(r, out, ref, mistakes, rtol=1e-3, atol=1e-4, what=shown)
     r.ok(f"{shown}: matches diffusion.ddim_sample_loop(model, x_T=x_T, num_steps={num_steps}, y=y, w={w:g}) "
          f"after {len(steps)} DDIM steps")

@@ -185,14 +185,10 @@ def judge_cfg_loss(inputs: dict, outputs: dict) -> None:
         r.fail(f"the timesteps drawn over {n} images span only [{int(t_all.min())}, {int(t_all.max())}]; draw "
                f"t uniformly from all of {{0, …, {T - 1}}}: torch.randint(0, T, (B,)).")
     l1, l2 = (h.value(r, o) for o in outputs["again"])
-    try:
-        same = float(torch.as_tensor(l1)) == float(torch.as_tensor(l2))
-    except (TypeError, ValueError, RuntimeError):
-        same = False
-    if not same:
-        r.fail("two calls with identically seeded generators gave different losses: draw t, ε and the mask "
-               "with generator=generator (torch.randint(..., generator=generator), torch.randn(..., "
-               "generator=generator), torch.rand(..., generator=generator)).")
+    h.same_again(r, l1, l2, "two calls with identically seeded generators gave different losses: draw t, ε and the "
+                 "mask with generator=generator (torch.randint(..., generator=generator), torch.randn(..., "
+                 "generator=generator), torch.rand(..., generator=generator)).",
+                 convert=lambda v: float(torch.as_tensor(v)))
     r.ok(f"{shown}: mean((ε_θ − ε)²) with x_t from eq. 4, t uniform in [0, {T - 1}], {dropped / n:.1%} of the "
          f"labels → the null class (p = {p}), reproducible with the generator")
 
