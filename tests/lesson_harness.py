@@ -222,17 +222,6 @@ def feedback_html(graded: dict, lesson: str, student: str = "one_right") -> str:
     return cache[student]
 
 
-# Lessons whose student notebook still fails outside its exercises when nothing is answered (issue 16),
-# skipped (not xfailed: no CI time is spent on them) until their demo cells fall back to the package's
-# version. Cell numbers are those of the student notebook in notebooks/.
-NO_FALLBACK_YET = {
-    "04_training_sampling": "cells 11, 13 and 21 need the learner's trained model and sampling loop; a "
-                            "fallback that re-executes them with the package's takes more than 10 minutes",
-    "07_final_assessment": "cells 20, 21 and 26 (the project's training and figures) need the learner's "
-                           "model by design",
-}
-
-
 def unexpected_errors(nb) -> list[str]:
     """The code cells of an executed notebook that raised although they are neither an exercise's answer
     cell nor a test cell (nbgrader ``solution`` / ``grade``)."""
@@ -312,8 +301,6 @@ class LessonTests:
         """Left unanswered and run top to bottom (as autograde just ran it), the student notebook fails only
         in its answer and test cells: every demo cell falls back to the package's version of an unanswered
         exercise, so a learner sees every figure from the first run (issue 16)."""
-        if self.spec.lesson in NO_FALLBACK_YET:
-            pytest.skip(f"no fallback yet: {NO_FALLBACK_YET[self.spec.lesson]}")
         bad = unexpected_errors(graded["autograded"]["blank"])
         assert not bad, "cells outside the exercises fail when nothing is answered:\n" + "\n".join(bad)
 

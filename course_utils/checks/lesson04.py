@@ -18,7 +18,7 @@ from ..schedules import linear_betas
 from . import _harness as h
 
 __all__ = ["check_loss_simple", "check_train_step", "check_p_sample_step", "check_sample_loop",
-           "reference_loss_simple", "reference_p_sample_step"]
+           "reference_loss_simple", "reference_train_step", "reference_p_sample_step", "reference_sample_loop"]
 
 _W, _C = 0.5, 0.3          # the recording model's ε_θ(x_t, t) = w·x_t + c·t/T
 
@@ -26,6 +26,16 @@ _W, _C = 0.5, 0.3          # the recording model's ε_θ(x_t, t) = w·x_t + c·t
 def reference_loss_simple(model, diffusion, x0, y=None, generator=None) -> torch.Tensor:
     """L_simple for a batch (Algorithm 1): :meth:`GaussianDiffusion.loss_simple`, under train's loss_fn signature."""
     return diffusion.loss_simple(model, x0, y=y, generator=generator)
+
+
+def reference_train_step(model, diffusion, optimizer, x0, loss_fn, generator=None) -> float:
+    """One step of Algorithm 1 under the exercise's signature: zero_grad → loss → backward → step; the loss
+    as a float."""
+    optimizer.zero_grad()
+    loss = loss_fn(model, diffusion, x0, generator=generator)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def reference_p_sample_step(eps, xt, t: int, diffusion, noise) -> torch.Tensor:
@@ -259,7 +269,7 @@ def judge_train_step(inputs: dict, outputs: dict) -> None:
 
 
 check_train_step = h.register(h.Check(
-    "train_step", make_train_step, run_train_step, judge_train_step, reference=None,
+    "train_step", make_train_step, run_train_step, judge_train_step, reference=reference_train_step,
     doc="""Check ``fn(model, diffusion, optimizer, x0, loss_fn, generator=None) -> float``: one step of
     Algorithm 1.
 
@@ -430,7 +440,7 @@ def judge_sample_loop(inputs: dict, outputs: dict) -> None:
     r.ok(f"{shown}: visits t = {T - 1} … 0 and matches GaussianDiffusion.p_sample_loop (σ_t² = β_t) from the same seed")
 
 
-def _reference_sample_loop(model, diffusion, shape, generator=None, step=reference_p_sample_step):
+def reference_sample_loop(model, diffusion, shape, generator=None, step=reference_p_sample_step):
     """DDPM sampling (Algorithm 2) under the exercise's signature: :meth:`GaussianDiffusion.p_sample_loop`
     with σ_t² = β_t, calling ``step`` as the exercise does."""
     with torch.no_grad():
@@ -442,7 +452,7 @@ def _reference_sample_loop(model, diffusion, shape, generator=None, step=referen
 
 
 check_sample_loop = h.register(h.Check(
-    "sample_loop", make_sample_loop, run_sample_loop, judge_sample_loop, reference=_reference_sample_loop,
+    "sample_loop", make_sample_loop, run_sample_loop, judge_sample_loop, reference=reference_sample_loop,
     blocks=("course_utils.diffusion.GaussianDiffusion.p_sample_loop",
             "course_utils.diffusion.GaussianDiffusion.p_sample_loop_progressive"),
     doc="""Check ``fn(model, diffusion, shape, generator=None, step=p_sample_step) -> x_0`` (Algorithm 2).

@@ -10,6 +10,9 @@ names, with their reasons). The lessons and their moves come from the registry (
 Screenshots and a summary (slider positions, changed or not) go to ci-artifacts/browser/, whose paths
 are printed.
 
+The kernels run with COURSE_GRADING=1 (the demonstrations at the grader's sizes: fewer samples and steps,
+the same widget code); the learner's CPU sizes are executed by each lesson's nbval test.
+
 Chromium missing: skipped locally, a failure in CI (`./course.sh test` installs it as root).
 """
 from __future__ import annotations
@@ -104,7 +107,10 @@ def lab(tmp_path_factory):
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"),
                JUPYTERLAB_SETTINGS_DIR=str(root / ".lab-settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(root / ".lab-workspaces"),
-               COURSE_DATA_DIR=os.environ.get("COURSE_DATA_DIR", str(REPO / "data")), PYTHONWARNINGS="ignore")
+               COURSE_DATA_DIR=os.environ.get("COURSE_DATA_DIR", str(REPO / "data")), PYTHONWARNINGS="ignore",
+               # the grader's demonstration sizes (course_utils.utils.run_mode): the same widgets and the same
+               # code paths with fewer samples and steps; nbval runs every notebook at the learner's CPU sizes
+               COURSE_GRADING="1")
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
     if os.geteuid() == 0:

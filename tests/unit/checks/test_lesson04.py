@@ -188,7 +188,7 @@ def test_lesson04_steps_separate_through_torch_save(capsys, check, name, params,
     separates(capsys, c, params, _l04()[name], _l04(*mistake)[name], match, ticks=1)
 
 
-@pytest.mark.parametrize("check", ["check_loss_simple", "check_p_sample_step", "check_sample_loop"])
+@pytest.mark.parametrize("check", ["check_loss_simple", "check_train_step", "check_p_sample_step", "check_sample_loop"])
 def test_lesson04_references_pass(capsys, check):
     c = getattr(checks, check)
     assert c.reference is not None
