@@ -182,12 +182,51 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(127.5).sub(1.0)
 
 
+def _split_files(root: Path, folder: str, train: bool) -> list[Path]:
+    prefix = "train" if train else "t10k"
+    return [root / folder / "raw" / f for f in RAW_FILES if f.startswith(prefix)]
+
+
+def _uint8_cache(root: Path, folder: str, train: bool) -> Path:
+    """Where the decoded split is kept: ``root/folder/course-{train,test}-uint8.pt``."""
+    return root / folder / f"course-{'train' if train else 'test'}-uint8.pt"
+
+
+def _raw_stamp(root: Path, folder: str, train: bool) -> list[list]:
+    """Name, size and mtime of the split's idx files: a cache made from other files is not used."""
+    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in _split_files(root, folder, train)]
+
+
 @functools.lru_cache(maxsize=8)
 def _load_uint8(root: str, folder: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split as uint8 images (N, 28, 28) and int64 labels (N,).
+
+    torchvision parses the idx files; the result is kept beside them (``course-*-uint8.pt``, written by
+    ``python -m course_utils.data prepare`` or by the first load where the folder is writable) and read
+    back with ``torch.load(weights_only=True)``, which saves importing torchvision (about 2 s, 4 s on a
+    busy machine) in every notebook that only needs the data. A cache whose idx files' names, sizes or
+    modification times differ is ignored and rewritten.
+    """
+    base = Path(root)
+    cache, stamp = _uint8_cache(base, folder, train), _raw_stamp(base, folder, train)
+    if cache.is_file():
+        try:
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+            if saved.get("stamp") == stamp:
+                return saved["images"], saved["labels"]
+        except Exception:  # noqa: BLE001 (a truncated or foreign file: parse the idx files again)
+            pass
     from torchvision import datasets
 
     ds = getattr(datasets, folder)(root, train=train, download=False)
-    return ds.data.clone(), ds.targets.clone()
+    images, labels = ds.data.clone(), ds.targets.clone()
+    try:
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.part")
+        torch.save({"stamp": stamp, "images": images, "labels": labels}, tmp)
+        tmp.replace(cache)
+    except OSError:                    # a read-only data folder (a sandbox, a shared mount): no cache
+        pass
+    return images, labels
 
 
 def load_dataset(name: str = "fashion_mnist", train: bool = True, image_size: int = 28,
@@ -264,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     except DataNotFoundError as err:
         print(err, file=sys.stderr)
         return 1
+    for train in (True, False):                       # decode once, so that later loads skip torchvision
+        _load_uint8(str(where), DATASETS[args.name], train)
     print(f"{DATASETS[args.name]} ready under {where / DATASETS[args.name] / 'raw'}")
     return 0
 

@@ -119,3 +119,42 @@ def test_to_model_range():
     assert abs(float(out[1]) + float(out[2])) < 1e-2          # symmetric around 0
     with pytest.raises(ValueError, match="uint8"):
         D.to_model_range(x.float())
+
+
+def test_decoded_split_is_cached_beside_the_idx_files_and_checked(tmp_path):
+    """The first load writes course-test-uint8.pt; a later process loads it without importing torchvision;
+    a cache from other idx files (another mtime) or a damaged one is ignored and rewritten."""
+    import subprocess
+    import sys
+
+    require_data()
+    src = D.prepare(download=False) / "FashionMNIST" / "raw"
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in D.RAW_FILES:
+        if f.startswith("t10k"):
+            shutil.copy2(src / f, raw / f)
+    for f in D.RAW_FILES:                      # the train split is not asked for: empty stand-ins suffice
+        if f.startswith("train"):
+            (raw / f).write_bytes(b"")
+    cache = tmp_path / "FashionMNIST" / "course-test-uint8.pt"
+    D._load_uint8.cache_clear()
+    first = D.load_fashion_mnist(train=False, image_size=28, root=tmp_path, download=False)
+    assert cache.is_file()
+    probe = ("import sys, torch; from course_utils import data as D; "
+             f"ds = D.load_fashion_mnist(train=False, image_size=28, root={str(tmp_path)!r}, download=False); "
+             "print('torchvision' in sys.modules, float(ds.images.sum()), int(ds.labels.sum()))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", str(float(first.images.sum())), str(int(first.labels.sum()))]
+
+    os.utime(raw / "t10k-labels-idx1-ubyte", (1, 1))        # other files: the cache's stamp no longer matches
+    D._load_uint8.cache_clear()
+    before = cache.stat().st_mtime_ns
+    again = D.load_fashion_mnist(train=False, image_size=28, root=tmp_path, download=False)
+    assert torch.equal(again.labels, first.labels) and cache.stat().st_mtime_ns != before
+    cache.write_bytes(b"not a torch file")
+    D._load_uint8.cache_clear()
+    assert torch.equal(D.load_fashion_mnist(train=False, image_size=28, root=tmp_path, download=False).images,
+                       first.images)
+    assert torch.load(cache, weights_only=True)["images"].dtype == torch.uint8    # rewritten
+    D._load_uint8.cache_clear()
