@@ -90,6 +90,11 @@ setup_venv() {
         pipq() { "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
         pipq --upgrade pip >/dev/null
         pipq -r requirements.txt
+        # rfc3987-syntax (pulled in by jupyter-events' jsonschema[format-nongpl] extra) compiles an Earley
+        # grammar when imported, and jsonschema imports it with nbformat: 2.6 s added to every nbformat import
+        # (each nbgrader command, nbval run, grader sandbox, JupyterLab start). jsonschema treats it as
+        # optional (only the "iri" format check needs it, and nothing here validates IRIs), so it goes.
+        "$VENV/bin/python" -m pip uninstall -y -q rfc3987-syntax >/dev/null 2>&1 || true
         pipq --no-deps -e .
         echo "$want" > "$stamp"
     fi
