@@ -372,3 +372,12 @@ INNOCENT: dict[str, Case] = {
     "innocent_solution": Case(_solution, TOTAL, None, "every answer right, graded beside the attacks"),
     "innocent_blank": Case(lambda r, s: _dump(json.loads(json.dumps(r))), 0, None, "the untouched notebook"),
 }
+
+# The suite is graded in two batches, one per test file, so that two CI workers share it:
+# tests/e2e/test_autograde.py grades ROBUSTNESS (broken, edited and misbehaving notebooks, with the command's
+# own tests), tests/e2e/test_autograde_attacks.py grades ATTACKS (cheats on the checks, torch and IPython,
+# delegation, reading the hidden tests) beside the COLLATERAL batch and lesson 07's hand-ins.
+ATTACK_NAMES = (*PATCHES, "hard_coded_visible_answer", "checks_monkeypatched", "allclose_patched",
+                "read_hidden_tests", "delegate_to_package", "delegate_schedule", "delegate_check_reference")
+ATTACKS: dict[str, Case] = {k: CASES[k] for k in ATTACK_NAMES}
+ROBUSTNESS: dict[str, Case] = {k: v for k, v in CASES.items() if k not in ATTACKS}
