@@ -289,7 +289,7 @@ class GaussianDiffusion(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """One forward step x_{t-1} → x_t ~ q(x_t | x_{t-1}) = N(√(1 − β_t)·x_{t-1}, β_t·I) (eq. 2).
 
-        This is the lecture's noising loop ``x = sqrt(1 - β[t]) * x + sqrt(β[t]) * ε``; t is 0-indexed, so
+        The noising loop ``x = sqrt(1 - β[t]) * x + sqrt(β[t]) * ε``, one step; t is 0-indexed, so
         index 0 takes x0 to the paper's x_1.
 
         Args:
@@ -590,7 +590,7 @@ class GaussianDiffusion(nn.Module):
 def blend_noise(x0: torch.Tensor, noise: torch.Tensor, level: float) -> torch.Tensor:
     """Lesson 01's single noise level: ``x = (1 − level)·x0 + level·ε``.
 
-    The one-step corruption of the lecture's U-Net lab: ``level = 0`` is the clean image, ``level = 1``
+    The one-step corruption of lesson 01's denoiser: ``level = 0`` is the clean image, ``level = 1``
     pure noise. There is no schedule and no timestep; lessons 02+ replace it by q(x_t | x_0).
 
     Args:

@@ -61,7 +61,7 @@ def check_betas(betas) -> torch.Tensor:
 def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """The linear schedule of Ho et al. 2020 (§4): β evenly spaced from ``beta_start`` to ``beta_end``.
 
-    For T = 1000 the defaults are the paper's; for the lecture's toy T = 10 they give
+    For T = 1000 the defaults are the paper's; for lesson 02's toy T = 10 they give
     β = [0.0001, 0.0023, 0.0045, …, 0.0200].
 
     Args:

@@ -28,6 +28,7 @@ __all__ = [
     "reference_forward_step",
     "reference_to_model_range",
     "reference_first_t_snr_below_one",
+    "reference_monte_carlo_moments",
     "MC_KEYS",
 ]
 
@@ -637,8 +638,24 @@ def judge_monte_carlo(inputs: dict, outputs: dict) -> None:
          f"within 5 standard errors{note}")
 
 
+def reference_monte_carlo_moments(x0: torch.Tensor, t: int, betas: torch.Tensor, n_samples: int,
+                                  generator: torch.Generator | None = None) -> dict:
+    """Per-pixel mean and variance of ``n_samples`` draws of x_t, by the loop of eq. (2) (t + 1 calls of
+    :meth:`GaussianDiffusion.q_step`) and by the closed form of eq. (4) (:meth:`GaussianDiffusion.q_sample`),
+    under the exercise's signature; x0 is (C, H, W), every value (C, H, W)."""
+    d = GaussianDiffusion(betas).to(x0.device)
+    shape = (n_samples, *x0.shape)
+    x = x0.expand(shape)
+    for s in range(t + 1):
+        x = d.q_step(x, s, noise=torch.randn(shape, generator=generator, device=x0.device, dtype=x0.dtype))
+    closed = d.q_sample(x0.expand(shape), torch.full((n_samples,), t, dtype=torch.long, device=x0.device),
+                        noise=torch.randn(shape, generator=generator, device=x0.device, dtype=x0.dtype))
+    return {"chain_mean": x.mean(dim=0), "chain_var": x.var(dim=0),
+            "closed_mean": closed.mean(dim=0), "closed_var": closed.var(dim=0)}
+
+
 check_monte_carlo = h.register(h.Check(
-    "monte_carlo", make_monte_carlo, run_monte_carlo, judge_monte_carlo, reference=None,
+    "monte_carlo", make_monte_carlo, run_monte_carlo, judge_monte_carlo, reference=reference_monte_carlo_moments,
     doc="Check ``fn(x0, t, betas, n_samples, generator) -> dict`` of per-pixel moments against eq. (4).\n\n"
         "The chain's and the closed form's mean must be √ᾱ_t·x0 and their variance 1 − ᾱ_t, within five "
         "Monte-Carlo standard errors."))

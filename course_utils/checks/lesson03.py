@@ -619,7 +619,7 @@ def judge_complete_the_square(inputs: dict, outputs: dict) -> None:
         wrong = {
             "mean = B, the coefficient of x: divide it by the precision (μ̃ = B / A).": mu / bt,
             "mean is twice μ̃: the exponent is −½·(A·x² − 2·B·x + C), so μ̃ = B/A — the 2 in −2·B·x "
-            "must be divided out (a slip that is easy to copy from a slide).": 2 * mu,
+            "must be divided out (an easy slip when copying the expanded square).": 2 * mu,
             "mean uses β where β̃ belongs: μ̃ = B · β̃_t, not B · β_t.": mu / bt * beta,
             "mean has the wrong sign: μ̃ = +B/A.": -mu,
             "mean is −2·μ̃: two slips at once, the factor 2 and the sign. The exponent is −½·(A·x² − 2·B·x + C), "
