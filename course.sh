@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The course's one entry point.
 #
-#   ./course.sh open    set everything up (venv, package, data) and open the course in JupyterLab
+#   ./course.sh open    set up what the lessons need (venv with requirements-learner.txt, package, data) and
+#                       open the course in JupyterLab
 #   ./course.sh instructor  the same JupyterLab on the whole repository, with nbgrader's instructor UI
 #   ./course.sh test    set everything up and run the whole test suite (--fast: the unit tier only, tests/unit)
-#   ./course.sh setup   only set up (idempotent: re-running it skips what is already done)
+#   ./course.sh setup   only set up, everything (requirements.txt; idempotent: re-running skips what is done)
 #   ./course.sh release regenerate notebooks/ from solutions/ (--check: only compare, --gradebook: also fill gradebook.db)
 #   ./course.sh bench   re-run the benchmarks in bench/ and regenerate BENCHMARKS.md (arguments go to python -m bench)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), VENV (default ./.venv),
-# COURSE_DATA_DIR (default ./data), JUPYTER_ARGS (extra arguments for `jupyter lab`).
+# COURSE_DATA_DIR (default ./data), JUPYTER_ARGS (extra arguments for `jupyter lab`), TORCH_INDEX_URL (an index
+# to take torch and torchvision from, e.g. https://download.pytorch.org/whl/cpu for the CPU-only wheels).
 # `open` hides nbgrader's instructor UI (its JupyterLab extension and its server extensions) for that
 # server only, through the config directory learner_config writes; `instructor` shows it.
 set -euo pipefail
@@ -76,20 +78,34 @@ install_browser() {
 }
 
 setup_venv() {
+    # $1: "learner" (requirements-learner.txt: what the lessons need) or "full" (requirements.txt: also
+    # nbgrader, the tests and the benchmarks; the default). A full venv serves both; a learner venv is
+    # completed by the first command that needs the rest.
+    local level="${1:-full}"
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating the virtual environment $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
     local stamp="$VENV/.course-requirements.sha256"
-    local want
-    want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    local want_learner want_full have=""
+    want_learner="learner $(cat requirements-learner.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+    want_full="full $(cat requirements-learner.txt requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    if [ "$have" = "$want_full" ] || { [ "$level" = learner ] && [ "$have" = "$want_learner" ]; }; then
         log "virtual environment up to date"
     else
-        log "installing requirements.txt (about a minute)"
+        local req=requirements.txt want="$want_full"
+        [ "$level" = learner ] && { req=requirements-learner.txt; want="$want_learner"; }
+        log "installing $req (a few minutes the first time)"
         pipq() { "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
         pipq --upgrade pip >/dev/null
-        pipq -r requirements.txt
+        if [ -n "${TORCH_INDEX_URL:-}" ]; then
+            # e.g. https://download.pytorch.org/whl/cpu: torch and torchvision from that index first (the
+            # CPU-only wheels), so that the pins below are already satisfied
+            log "installing torch and torchvision from $TORCH_INDEX_URL"
+            pipq --index-url "$TORCH_INDEX_URL" "torch==2.14.*" "torchvision==0.29.2"
+        fi
+        pipq -r "$req"
         # rfc3987-syntax (pulled in by jupyter-events' jsonschema[format-nongpl] extra) compiles an Earley
         # grammar when imported, and jsonschema imports it with nbformat: 2.6 s added to every nbformat import
         # (each nbgrader command, nbval run, grader sandbox, JupyterLab start). jsonschema treats it as
@@ -126,8 +142,9 @@ JSON
 }
 
 setup() {
+    # $1: the venv level, "learner" or "full" (the default); see setup_venv
     install_apt_data
-    setup_venv
+    setup_venv "${1:-full}"
     prepare_data
 }
 
@@ -136,7 +153,7 @@ shift || true
 case "$cmd" in
     setup) setup ;;
     open)
-        setup
+        setup learner
         learner_config
         # The learner's root is notebooks/ (the student copies); the start page opens first.
         url=/lab/tree

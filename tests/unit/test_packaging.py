@@ -87,3 +87,27 @@ def test_every_markdown_file_the_package_cites_is_in_the_repository():
     assert "STYLE.md" in cited
     missing = sorted(m for m in cited if not (REPO / m).exists())
     assert not missing, f"course_utils cites {missing}, which the repository does not have"
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-r"):
+            names.add(line.split("==")[0].split(">=")[0].strip().lower())
+    return names
+
+
+def test_learner_requirements_hold_what_the_lessons_need_and_nothing_for_instructors():
+    """`./course.sh open` installs requirements-learner.txt: every dependency of the package and JupyterLab,
+    no grading, test or benchmark tool; requirements.txt (what CI installs) builds on it."""
+    import tomllib
+
+    learner = _requirement_names(REPO / "requirements-learner.txt")
+    full = REPO / "requirements.txt"
+    assert "-r requirements-learner.txt" in full.read_text().splitlines()
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    package = {d.split(">")[0].split("<")[0].split("=")[0].strip().lower() for d in deps}
+    assert package <= learner and {"jupyterlab", "ipykernel"} <= learner
+    assert not learner & {"nbgrader", "pytest", "nbval", "playwright", "diffusers", "hypothesis", "pytest-xdist"}
+    assert not learner & _requirement_names(full)                 # each pin is written once
