@@ -102,7 +102,7 @@ def test_nbgrader_tools_work_on_the_gradebook(attacked):
     assert ex.returncode == 0, ex.stdout + ex.stderr
     with open(work / "export.csv", newline="") as f:
         exported = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f)}
-    assert exported["solution"] == TOTAL and exported["hard_coded_visible_answer"] == TOTAL - 1
+    assert exported["hard_coded_visible_answer"] == TOTAL - 1 and exported["delegate_to_package"] == TOTAL - 2
 
 
 # ---------------------------------------------------------------- lesson 07: the notebook and its checkpoint
