@@ -120,6 +120,8 @@ def _section_course(results: dict) -> list[str]:
     if r is None:
         return out
     out += [_machine_line(r), "", course_runtime.table(r), ""]
+    if r.get("grading_rows_from"):
+        out += [f"The autograde columns are older: `{r['grading_rows_from']}`.", ""]
     cfg16 = REPO / "course_utils" / "assets" / "cfg16.json"
     if cfg16.exists():
         m = json.loads(cfg16.read_text())

@@ -102,10 +102,10 @@ def table(result: dict) -> str:
     for r in result["rows"]:
         g = {x["submission"]: x for x in r.get("grading", [])}
         sol, blank = g.get("solution"), g.get("blank")
-        rows.append([r["lesson"], r["run_all_s"], r.get("start_page_cpu_minutes"),
+        rows.append([r["lesson"], r["run_all_s"], r.get("run_all_s_one_thread"), r.get("start_page_cpu_minutes"),
                      f"{sol['seconds']} s ({sol['score']:g}/{sol['max_score']:g})" if sol else None,
                      f"{blank['seconds']} s ({blank['score']:g}/{blank['max_score']:g})" if blank else None])
-    return markdown_table(["lesson", "run all (s, CPU mode)", "start page says (min)",
+    return markdown_table(["lesson", "run all (s, CPU mode)", "one thread (s)", "start page says (min)",
                            "autograde: solution", "autograde: blank notebook"], rows)
 
 
