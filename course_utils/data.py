@@ -220,12 +220,15 @@ def _load_uint8(root: str, folder: str, train: bool) -> tuple[torch.Tensor, torc
 
     ds = getattr(datasets, folder)(root, train=train, download=False)
     images, labels = ds.data.clone(), ds.targets.clone()
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.part")
     try:
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.part")
         torch.save({"stamp": stamp, "images": images, "labels": labels}, tmp)
         tmp.replace(cache)
-    except OSError:                    # a read-only data folder (a sandbox, a shared mount): no cache
-        pass
+    except (OSError, RuntimeError):    # a read-only folder (a sandbox, a shared mount) or a full disk: no cache
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return images, labels
 
 

@@ -59,9 +59,6 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-RUN_MODES = ("gpu", "cpu", "grading")
-
-
 def run_mode(device: str | torch.device = "auto") -> str:
     """The sizes a lesson's demonstration cells use: ``"gpu"`` (full runs, many samples) on a GPU,
     ``"cpu"`` (short runs, few samples: what a learner's laptop runs in a minute or two) on the CPU, and
