@@ -101,9 +101,10 @@ setup_venv() {
         pipq --upgrade pip >/dev/null
         if [ -n "${TORCH_INDEX_URL:-}" ]; then
             # e.g. https://download.pytorch.org/whl/cpu: torch and torchvision from that index first (the
-            # CPU-only wheels), so that the pins below are already satisfied
+            # CPU-only wheels), at requirements-learner.txt's pins, so that the requirements are already satisfied
             log "installing torch and torchvision from $TORCH_INDEX_URL"
-            pipq --index-url "$TORCH_INDEX_URL" "torch==2.14.*" "torchvision==0.29.2"
+            # shellcheck disable=SC2046
+            pipq --index-url "$TORCH_INDEX_URL" $(grep -E '^(torch|torchvision)==' requirements-learner.txt | cut -d' ' -f1)
         fi
         pipq -r "$req"
         # rfc3987-syntax (pulled in by jupyter-events' jsonschema[format-nongpl] extra) compiles an Earley

@@ -11,7 +11,7 @@ import torch
 from .checkpoints import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
 from .validation import is_int
 
-__all__ = ["set_seed", "get_device", "run_mode", "to_display", "make_grid", "show_images", "in_colab",
+__all__ = ["set_seed", "get_device", "run_mode", "GRADING_ENV", "to_display", "make_grid", "show_images", "in_colab",
            "sha256_file", "write_sha256", "verify_sha256", "tool_env"]
 
 
@@ -57,6 +57,9 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' was asked for but Apple's MPS backend is not available; use 'auto'.")
     return dev
+
+
+GRADING_ENV = {"COURSE_GRADING": "1"}    # what the grader (and the tests' grading runs) set: see run_mode
 
 
 def run_mode(device: str | torch.device = "auto") -> str:

@@ -24,7 +24,6 @@ parametrises them from the class's own ``spec`` and ``mistakes``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -37,6 +36,7 @@ import nbformat
 import pytest
 
 from conftest import require_data
+from course_utils.utils import GRADING_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE_ID = "diffusion-course"
@@ -174,7 +174,7 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     # COURSE_GRADING=1, as the course's grader (course_utils.autograde) sets it: the demonstration cells run at
     # their smallest sizes (course_utils.utils.run_mode); the test cells are the same in every mode.
-    env = tool_env(tmp, {**spec.env, "COURSE_GRADING": "1"})
+    env = tool_env(tmp, {**spec.env, **GRADING_ENV})
     nbgrader(["generate_assignment", lesson, "--force"], course, env)
     release = nbformat.read(course / "notebooks" / lesson / f"{lesson}.ipynb", as_version=4)
     source = nbformat.read(spec.solution, as_version=4)

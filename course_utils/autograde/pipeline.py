@@ -105,12 +105,13 @@ def _build_course(course: Path, source_dir: Path, lesson: str, work: Path) -> Pa
 
 
 def _sandbox_env(limits: Limits) -> tuple[tuple[str, str], ...]:
+    from ..utils import GRADING_ENV        # here, not at the top: the sandbox's runner imports this module, not torch
     keep = {k: v for k, v in os.environ.items() if k.startswith("COURSE_") or k in ("OMP_NUM_THREADS", "LANG")}
     bin_dir = str(Path(sys.executable).parent)
     env = {**keep, "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home",
            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime", "JUPYTER_DATA_DIR": "/tmp/jupyter-data",
            "IPYTHONDIR": "/tmp/ipython", "MPLCONFIGDIR": "/tmp/matplotlib", "MPLBACKEND": "Agg",
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONWARNINGS": "ignore", "COURSE_GRADING": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONWARNINGS": "ignore", **GRADING_ENV,
            "TMPDIR": "/tmp"}
     return tuple(sorted(env.items()))
 
@@ -269,7 +270,7 @@ def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.P
     hide = tuple(dict.fromkeys([source_dir, out_dir, Path(submissions).resolve(), course / "solutions",
                                 course / "grading", course / "gradebook.db"]))
     seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
-    results, notebooks = [], {}
+    results = []
     for i, (student, path) in enumerate(found.items(), 1):
         record = out_dir / f"{student}.json"
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

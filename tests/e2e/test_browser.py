@@ -32,6 +32,7 @@ import pytest
 
 from conftest import IN_CI, require_data
 from course_utils.lessons import LESSONS
+from course_utils.utils import GRADING_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "ci-artifacts" / "browser"
@@ -110,7 +111,7 @@ def lab(tmp_path_factory):
                COURSE_DATA_DIR=os.environ.get("COURSE_DATA_DIR", str(REPO / "data")), PYTHONWARNINGS="ignore",
                # the grader's demonstration sizes (course_utils.utils.run_mode): the same widgets and the same
                # code paths with fewer samples and steps; nbval runs every notebook at the learner's CPU sizes
-               COURSE_GRADING="1")
+               **GRADING_ENV)
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
     if os.geteuid() == 0:

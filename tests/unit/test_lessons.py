@@ -65,7 +65,7 @@ def test_points_agree_with_the_measured_grading():
 
 
 def _minutes(text: str) -> float:
-    return float(text.replace("½", ".5")) if text[0].isdigit() else 0.5 * ("½" == text)
+    return float(text.replace("½", ".5"))                  # "2½" → 2.5, "½" → 0.5
 
 
 def _bounds_s(claim: str) -> tuple[float, float | None]:
