@@ -17,6 +17,9 @@ on stderr; generated feedback hides the hidden tests. The ``graded`` fixture is 
 lesson has one test class, so each lesson is autograded once per run (and, with ``--dist loadfile``, in
 one worker).
 
+:func:`grade_cells` scores a submission with one classic mistake the way nbgrader would, in-process (the
+answer and test cells only): a mistake's cost is checked without one more notebook execution.
+
 :class:`CellTests` adds direct runs of every test cell on the solution and on the lesson's classic
 mistakes (class attributes ``mistakes``, ``context``, ``skip``); its ``pytest_generate_tests`` hook
 parametrises them from the class's own ``spec`` and ``mistakes``.
@@ -65,7 +68,6 @@ class LessonSpec:
     max_ignored_outputs: int = 3
     visible_marker: str = "checks.check"
     needs_data: bool = True
-    extra_submissions: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
     stripped_copy: bool = False
 
@@ -78,7 +80,7 @@ class LessonSpec:
     def from_registry(cls, lesson_id: str, **kwargs) -> "LessonSpec":
         """The spec of a registered lesson: its folder, its exercises and points (read from the solution
         notebook), whether it needs the data, and its fast-mode and test environment; ``kwargs`` give the
-        test's own choices (``one_right``, ``visible_marker``, ``extra_submissions``, …) and may add to
+        test's own choices (``one_right``, ``visible_marker``, …) and may add to
         ``env``."""
         from course_utils import lessons
 
@@ -131,28 +133,6 @@ def make_submission(release, source, answered: set[str]):
     return nb
 
 
-def with_mistake(spec_exercises, answer_id: str, old: str, new: str):
-    """A submission builder: every answer from the solution, with ``old`` → ``new`` in ``answer_id``.
-
-    For ``LessonSpec.extra_submissions``: a classic mistake in one exercise should cost exactly that
-    exercise's points.
-    """
-    def build(release, source):
-        nb = nbformat.from_dict(json.loads(json.dumps(release)))
-        answers = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
-                   if c.metadata.get("nbgrader", {}).get("solution")}
-        for cell in nb.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if gid in spec_exercises:
-                code = solution_code(answers[gid])
-                if gid == answer_id:
-                    assert old in code, (gid, old)
-                    code = code.replace(old, new)
-                cell.source = code
-        return nb
-    return build
-
-
 def strip_nbgrader_metadata(nb):
     """A copy as another editor might save it: every nbgrader cell metadata gone."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
@@ -186,8 +166,6 @@ def autograde(spec: LessonSpec, tmp: Path) -> dict:
     }
     if spec.stripped_copy:
         submissions["stripped"] = strip_nbgrader_metadata(make_submission(release, source, set(spec.exercises)))
-    for name, build in spec.extra_submissions.items():
-        submissions[name] = build(release, source)
     for student, nb in submissions.items():
         folder = course / "submitted" / student / lesson
         folder.mkdir(parents=True)
@@ -377,6 +355,61 @@ def run_test_cell(cells: dict, exercises: dict, answer_id: str, old: str | None 
         test_src = test_src.split("### BEGIN HIDDEN TESTS")[0]
     exec(test_src, ns)                                        # noqa: S102
     return ns
+
+
+@dataclass
+class GradedRun:
+    """What :func:`grade_cells` found: each test cell's score and what it printed (stdout + the error)."""
+
+    scores: dict[str, float]
+    texts: dict[str, str]
+
+    def lost(self, exercises: dict) -> set[str]:
+        """The test cells that scored less than their points."""
+        return {t for t, p in exercises.values() if self.scores[t] != p}
+
+
+def grade_cells(solution: Path, exercises: dict, answer_id: str | None = None, old: str | None = None,
+                new: str | None = None) -> GradedRun:
+    """Score a submission as nbgrader does, without a kernel: every answer from the solution (``old`` → ``new``
+    in ``answer_id``: a classic mistake), run with the imports cell and every test cell in notebook order in
+    one namespace; a test cell scores its points when it raises nothing, 0 otherwise.
+
+    The demonstration cells are left out: the test cells, which alone decide a grade, do not read them (the
+    solution scoring full marks here shows it). That an nbgrader run of a full notebook scores exactly like
+    this is what :class:`LessonTests` checks (the solution, the untouched notebook, one exercise right), so a
+    mistake's cost is checked here, in-process, instead of by one more notebook execution per mistake.
+    """
+    import contextlib
+    import io
+    import traceback
+
+    nb = nbformat.read(solution, as_version=4)
+    tests = {t: (a, p) for a, (t, p) in exercises.items()}
+    ns: dict = {}
+    scores, texts = {}, {}
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or not (gid == "imports" or gid in exercises or gid in tests):
+            continue
+        code = solution_code(cell) if gid in exercises else cell.source
+        if gid == answer_id and old is not None:
+            assert old in code, (answer_id, old)
+            code = code.replace(old, new)
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                exec(compile(code, f"<cell {gid}>", "exec"), ns)      # noqa: S102 (the lesson's own cells)
+            failed = False
+        except Exception:                                               # noqa: BLE001 (a failed cell scores 0)
+            failed = True
+            out.write(traceback.format_exc(limit=0))
+        if gid == "imports" and failed:
+            raise AssertionError(f"the imports cell of {solution.name} failed:\n{out.getvalue()}")
+        if gid in tests:
+            scores[gid] = 0.0 if failed else float(tests[gid][1])
+            texts[gid] = out.getvalue()
+    return GradedRun(scores, texts)
 
 
 class CellTests:

@@ -1,12 +1,15 @@
 """Lesson 03 end to end: the standard lesson tests of ``lesson_harness`` (nbval on the solution; nbgrader
-autograde of the solution, the untouched student notebook, one exercise right and a metadata-stripped
-copy), plus submissions with the lesson's classic mistakes, which the hidden tests must catch: β where β̃
+autograde of the solution, the untouched student notebook and one exercise right), plus submissions with
+the lesson's classic mistakes, scored by running the answer and test cells in-process
+(``lesson_harness.grade_cells``), which must lose exactly the mistaken exercise's points: β where β̃
 belongs, the standard deviation where the variance belongs, ᾱ_t where ᾱ_{t-1} belongs, and the t = 0 edge
 (ᾱ_{-1} = 1) got wrong."""
 from __future__ import annotations
 
+import pytest
+
 from course_utils import lessons
-from lesson_harness import LessonSpec, LessonTests, with_mistake
+from lesson_harness import LessonSpec, LessonTests, grade_cells
 
 # answer grade_id → (its test cell, points), read from the solution notebook by the registry
 EXERCISES = lessons.get("03").exercises()
@@ -33,37 +36,38 @@ MISTAKES = {
 }
 
 
-def _with_mistake(answer_id: str, old: str, new: str, *_):
-    return with_mistake(EXERCISES, answer_id, old, new)
+SPEC = LessonSpec.from_registry("03", one_right="ex4-q-posterior", visible_marker="check_q_posterior")
 
 
-def _lost(graded, student) -> set[str]:
+@pytest.fixture(scope="module")
+def mistaken():
+    """Each mistake's submission (every other answer from the solution), scored in-process."""
+    return {name: grade_cells(SPEC.solution, EXERCISES, *m) for name, m in MISTAKES.items()}
+
+
+def _lost(mistaken, student) -> set[str]:
     """The test cells that did not get full marks."""
-    scores = graded["scores"][student]
-    return {t for t, p in EXERCISES.values() if scores[t] != p}
+    return mistaken[student].lost(EXERCISES)
 
 
 class TestLesson03(LessonTests):
-    spec = LessonSpec.from_registry(
-        "03",
-        one_right="ex4-q-posterior",
-        visible_marker="check_q_posterior",
-        extra_submissions={name: _with_mistake(*m) for name, m in MISTAKES.items()},
-    )
+    spec = SPEC
 
-    def test_beta_where_beta_tilde_belongs_is_caught(self, graded):
-        assert _lost(graded, "beta_for_beta_tilde") == {"ex1-complete-square-tests"}
-        assert _lost(graded, "q_posterior_beta") == {"ex4-q-posterior-tests"}
+    def test_the_solution_scores_full_marks_in_process(self):
+        """The in-process scoring of the mistakes below is sound: the solution itself loses nothing."""
+        assert grade_cells(SPEC.solution, EXERCISES).lost(EXERCISES) == set()
 
-    def test_std_where_variance_belongs_is_caught(self, graded):
-        assert _lost(graded, "std_for_variance") == {"ex2-posterior-variance-tests"}
+    def test_beta_where_beta_tilde_belongs_is_caught(self, mistaken):
+        assert _lost(mistaken, "beta_for_beta_tilde") == {"ex1-complete-square-tests"}
+        assert _lost(mistaken, "q_posterior_beta") == {"ex4-q-posterior-tests"}
 
-    def test_abar_t_where_abar_prev_belongs_is_caught(self, graded):
-        assert _lost(graded, "abar_t_for_abar_prev") == {"ex3-posterior-mean-coefs-tests"}
+    def test_std_where_variance_belongs_is_caught(self, mistaken):
+        assert _lost(mistaken, "std_for_variance") == {"ex2-posterior-variance-tests"}
 
-    def test_t0_edge_is_caught(self, graded):
-        assert _lost(graded, "t0_edge") == {"ex2-posterior-variance-tests"}
-        cell = next(c for c in graded["autograded"]["t0_edge"].cells
-                    if c.metadata.get("nbgrader", {}).get("grade_id") == "ex2-posterior-variance-tests")
-        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    def test_abar_t_where_abar_prev_belongs_is_caught(self, mistaken):
+        assert _lost(mistaken, "abar_t_for_abar_prev") == {"ex3-posterior-mean-coefs-tests"}
+
+    def test_t0_edge_is_caught(self, mistaken):
+        assert _lost(mistaken, "t0_edge") == {"ex2-posterior-variance-tests"}
+        text = mistaken["t0_edge"].texts["ex2-posterior-variance-tests"]
         assert "t = 0" in text and "ᾱ_{-1} = 1" in text

@@ -7,7 +7,7 @@ starts at t = T."""
 from __future__ import annotations
 
 from course_utils import lessons
-from lesson_harness import CellTests, LessonSpec, LessonTests, solution_code, with_mistake
+from lesson_harness import CellTests, LessonSpec, LessonTests, solution_code
 
 # answer grade_id → (its test cell, points), read from the solution notebook by the registry
 EXERCISES = lessons.get("04").exercises()
@@ -31,10 +31,6 @@ MISTAKES = {
     "loop_starts_at_T": ("ex4-sample-loop", "range(diffusion.num_timesteps - 1, -1, -1)",
                          "range(diffusion.num_timesteps, -1, -1)", True),
 }
-
-
-def _with_mistake(answer_id: str, old: str, new: str, *_):
-    return with_mistake(EXERCISES, answer_id, old, new)
 
 
 class TestLesson04(LessonTests, CellTests):

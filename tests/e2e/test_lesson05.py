@@ -1,13 +1,13 @@
 """Lesson 05 end to end: the standard lesson tests of ``lesson_harness`` (nbval on the solution; nbgrader
-autograde of the solution, the untouched student notebook, one exercise right and a metadata-stripped
-copy), one graded submission that forgets to reject odd embedding sizes, and direct runs of each test
+autograde of the solution, the untouched student notebook and one exercise right), a submission that forgets
+to reject odd embedding sizes (scored in-process by ``lesson_harness.grade_cells``), and direct runs of each test
 cell on the lesson's classic mistakes: the hidden tests must catch odd sizes accepted silently, the
 cos half first, float t truncated, neighbouring t mapped together, h + emb broadcast over (H, W), a
 residual block without its skip or embedding, and quarter-images instead of 2×2 patches."""
 from __future__ import annotations
 
 from course_utils import lessons
-from lesson_harness import CellTests, LessonSpec, LessonTests, with_mistake
+from lesson_harness import CellTests, LessonSpec, LessonTests, grade_cells
 
 # answer grade_id → (its test cell, points), read from the solution notebook by the registry
 EXERCISES = lessons.get("05").exercises()
@@ -35,22 +35,17 @@ MISTAKES = {
 }
 
 
-def _with_mistake(answer_id: str, old: str, new: str, *_):
-    return with_mistake(EXERCISES, answer_id, old, new)
-
-
 class TestLesson05(LessonTests, CellTests):
     spec = LessonSpec.from_registry(
         "05",
         one_right="ex1-add-time-embedding",
         visible_marker="check_sinusoidal_embedding",
-        extra_submissions={"odd_dim_accepted": _with_mistake(*MISTAKES["odd_dim_accepted"])},
     )
     # direct runs of the test cells
     mistakes = MISTAKES
     context = "none"
 
-    def test_odd_embedding_size_accepted_loses_exactly_the_embedding_points(self, graded):
-        scores = graded["scores"]["odd_dim_accepted"]
+    def test_odd_embedding_size_accepted_loses_exactly_the_embedding_points(self):
+        scores = grade_cells(self.spec.solution, EXERCISES, *MISTAKES["odd_dim_accepted"][:3]).scores
         assert {t: scores[t] for t, _ in EXERCISES.values()} == \
             {t: (0 if t == "ex2-sinusoidal-embedding-tests" else p) for t, p in EXERCISES.values()}

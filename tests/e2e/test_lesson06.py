@@ -1,7 +1,7 @@
 """Lesson 06 end to end: the standard lesson tests of ``lesson_harness`` (nbval on the solution; nbgrader
-autograde of the solution, the untouched student notebook, one exercise right and a metadata-stripped
-copy), one graded submission whose context mask keeps labels with probability p instead of dropping them,
-and direct runs of each test cell on the lesson's classic mistakes: the hidden tests must catch a mask
+autograde of the solution, the untouched student notebook and one exercise right),
+a submission whose context mask keeps labels with probability p instead of dropping them (scored
+in-process by ``lesson_harness.grade_cells``), and direct runs of each test cell on the lesson's classic mistakes: the hidden tests must catch a mask
 that drops at the wrong rate or to 0 / -1 instead of the null class, a guided ε for which w = 0 is not the
 conditional prediction, guidance against label 0 or a hard-coded null class, the sign of w swapped, and a
 sampler that ignores w, stops one step early or draws its own noise."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 import nbformat
 
 from course_utils import lessons
-from lesson_harness import CellTests, LessonSpec, LessonTests, with_mistake
+from lesson_harness import CellTests, LessonSpec, LessonTests, grade_cells
 
 # answer grade_id → (its test cell, points), read from the solution notebook by the registry
 EXERCISES = lessons.get("06").exercises()
@@ -40,16 +40,11 @@ MISTAKES = {
 }
 
 
-def _with_mistake(answer_id: str, old: str, new: str, *_):
-    return with_mistake(EXERCISES, answer_id, old, new)
-
-
 class TestLesson06(LessonTests, CellTests):
     spec = LessonSpec.from_registry(
         "06",
         one_right="ex1-drop-labels",
         visible_marker="check_guided_eps",
-        extra_submissions={"keeps_with_prob_p": _with_mistake(*MISTAKES["keeps_with_prob_p"])},
         # env: the registry's test_env for lesson 06 (one torch thread per kernel: the notebook samples ~11k
         # small 16 px images, and two threads per kernel oversubscribe a shared 2-core machine)
     )
@@ -57,8 +52,8 @@ class TestLesson06(LessonTests, CellTests):
     mistakes = MISTAKES
     context = "all"
 
-    def test_mask_keeping_labels_with_prob_p_loses_exactly_the_mask_points(self, graded):
-        scores = graded["scores"]["keeps_with_prob_p"]
+    def test_mask_keeping_labels_with_prob_p_loses_exactly_the_mask_points(self):
+        scores = grade_cells(self.spec.solution, EXERCISES, *MISTAKES["keeps_with_prob_p"][:3]).scores
         assert {t: scores[t] for t, _ in EXERCISES.values()} == \
             {t: (0 if t == "ex1-drop-labels-tests" else p) for t, p in EXERCISES.values()}
 
