@@ -54,7 +54,7 @@ def test_tiny_mode_runs_every_section_and_writes_its_file(tiny_run):
     tp = json.loads((out / "train_throughput_cpu.json").read_text())
     assert tp["image_size"] == 28 and {r["name"] for r in tp["rows"]} >= {
         "diffusers UNet2DModel tutorial loop", "naive eager fp32 loop (our U-Net)", "ours: course_utils.train (default)"}
-    assert all(r["images_per_s"] > 0 and 0 < r["mfu"] for r in tp["rows"]) and tp["ratios"]["ours_vs_naive"] > 0
+    assert all(r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and 0 < r["mfu"] for r in tp["rows"]) and tp["ratios"]["ours_vs_naive"] > 0
 
     air = json.loads((out / "airbench_cpu.json").read_text())
     assert air["config"]["image_size"] == 28 and air["curve"] and air["final"]["samples"] == 20
