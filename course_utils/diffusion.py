@@ -415,6 +415,54 @@ class GaussianDiffusion(nn.Module):
         sample = mean + nonzero * var.sqrt() * noise          # no noise at t == 0
         return StepOutput(sample, pred_x0)
 
+    def respaced_step(self, eps: torch.Tensor, xt: torch.Tensor, t, t_prev, noise: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None, variance: str | None = None,
+                      clip_x0: bool | None = None) -> StepOutput:
+        """One DDPM reverse step x_t → x_{t_prev} of the chain respaced to a subsequence of the timesteps.
+
+        Nichol & Dhariwal 2021 (§4): the forward marginals q(x_t | x_0) of the visited timesteps define a
+        shorter Markov chain with β'_t = 1 − ᾱ_t / ᾱ_prev; its posterior q(x_prev | x_t, x_0) is eqs. 6–7
+        with β'_t in place of β_t:
+        μ̃' = √ᾱ_prev·β'_t/(1 − ᾱ_t)·x̂0 + √(1 − β'_t)·(1 − ᾱ_prev)/(1 − ᾱ_t)·x_t and
+        β̃' = (1 − ᾱ_prev)/(1 − ᾱ_t)·β'_t. x_prev = μ̃' + σ·z with σ² = β̃' (``"beta_tilde"``) or β'_t
+        (``"beta"``), and no noise on the last step (t_prev = -1). With t_prev = t − 1 this is :meth:`step`;
+        with σ² = β̃' it equals :meth:`ddim_step` with η = 1.
+
+        Args:
+            eps: (B, C, H, W) predicted noise at (x_t, t).
+            xt: (B, C, H, W) current sample.
+            t: (B,) int64 timesteps in [0, T-1].
+            t_prev: (B,) int64 earlier timesteps, -1 ≤ t_prev < t; -1 means ᾱ = 1 (the clean sample).
+            noise, generator: the z above, or a generator to draw it.
+            variance: ``"beta_tilde"`` or ``"beta"``; defaults to the object's setting.
+            clip_x0: clip x̂0 to [-1, 1]; defaults to the object's setting.
+        Returns:
+            StepOutput(sample=x_{t_prev}, pred_x0=x̂0).
+        """
+        variance = self.variance if variance is None else self._check_variance(variance)
+        clip_x0 = self.clip_x0 if clip_x0 is None else bool(clip_x0)
+        pred_x0 = self.predict_x0_from_eps(xt, t, eps)
+        t = self._check_t(t, xt.shape[0])
+        t_prev = self._check_t(t_prev, xt.shape[0], name="t_prev", allow_minus_one=True)
+        if (t_prev >= t).any():
+            raise ValueError("t_prev must be smaller than t for every image (the reverse process goes "
+                             "from t down to t_prev); got t_prev >= t.")
+        if clip_x0:
+            pred_x0 = pred_x0.clamp(-1.0, 1.0)
+        a_t = self._extract(self.alphas_cumprod, t, xt)
+        a_prev = torch.where(t_prev >= 0, self.alphas_cumprod[t_prev.clamp(min=0)],
+                             torch.ones((), device=self.betas.device))
+        a_prev = a_prev.reshape(a_t.shape).to(device=xt.device, dtype=xt.dtype)
+        beta = 1 - a_t / a_prev                                   # β'_t of the respaced chain
+        mean = (a_prev.sqrt() * beta / (1 - a_t)) * pred_x0 + ((1 - beta).sqrt() * (1 - a_prev) / (1 - a_t)) * xt
+        var = (1 - a_prev) / (1 - a_t) * beta if variance == "beta_tilde" else beta
+        if noise is None:
+            noise = _randn(xt.shape, xt, generator)
+        else:
+            _same_shape(_check_tensor(noise, "noise"), xt, "noise", "xt")
+        nonzero = (t_prev >= 0).to(xt.dtype).reshape(a_t.shape)   # no noise on the last step
+        return StepOutput(mean + nonzero * var.sqrt() * noise, pred_x0)
+
     def ddim_step(self, eps: torch.Tensor, xt: torch.Tensor, t, t_prev, eta: float = 0.0,
                   noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
                   clip_x0: bool | None = None) -> StepOutput:
@@ -532,8 +580,11 @@ class GaussianDiffusion(nn.Module):
     def p_sample_loop_progressive(self, model: nn.Module, shape=None, y=None, w: float = 0.0,
                                   generator: torch.Generator | None = None, progress: bool = True,
                                   x_T: torch.Tensor | None = None, variance: str | None = None,
-                                  clip_x0: bool | None = None) -> Iterator[SampleStep]:
+                                  clip_x0: bool | None = None, num_steps: int | None = None) -> Iterator[SampleStep]:
         """DDPM ancestral sampling (Algorithm 2), yielding a :class:`SampleStep` after each of the T steps.
+
+        ``num_steps`` (< T) samples the chain respaced to :meth:`ddim_timesteps` ``(num_steps)`` instead
+        (Nichol & Dhariwal 2021, §4; :meth:`respaced_step`): fewer network calls, worse samples than all T.
 
         Args:
             model: ε_θ, called as ``model(x, t)`` or ``model(x, t, y)``.
@@ -543,11 +594,20 @@ class GaussianDiffusion(nn.Module):
             progress: show a tqdm bar.
             x_T: optional starting noise (B, C, H, W).
             variance, clip_x0: as in :meth:`step`.
+            num_steps: None (every step, the default) or an int in [1, T]: the respaced chain's length.
         """
-        pairs = [(t, t - 1) for t in range(self.num_timesteps - 1, -1, -1)]
+        if num_steps is None or num_steps == self.num_timesteps:
+            pairs = [(t, t - 1) for t in range(self.num_timesteps - 1, -1, -1)]
 
-        def fn(eps, x, t, _t_prev):
-            return self.step(eps, x, t, generator=generator, variance=variance, clip_x0=clip_x0)
+            def fn(eps, x, t, _t_prev):
+                return self.step(eps, x, t, generator=generator, variance=variance, clip_x0=clip_x0)
+        else:
+            ts = self.ddim_timesteps(num_steps)                  # validates num_steps
+            pairs = list(zip(ts, ts[1:] + [-1]))
+
+            def fn(eps, x, t, t_prev):
+                return self.respaced_step(eps, x, t, t_prev, generator=generator, variance=variance,
+                                          clip_x0=clip_x0)
         return self._sample_progressive(model, pairs, shape, y, w, generator, progress, x_T, fn, "DDPM")
 
     def p_sample_loop(self, model: nn.Module, shape=None, **kwargs) -> torch.Tensor:

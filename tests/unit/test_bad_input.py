@@ -143,6 +143,16 @@ def test_ddim_step(eps, xt, t, t_prev, eta):
 
 
 @SETTINGS
+@given(eps=anything, xt=anything, t=st.integers(-2, T + 2) | anything, t_prev=st.integers(-3, T + 2) | anything,
+       variance=st.sampled_from(["beta", "beta_tilde", "sigma", None]))
+def test_respaced_step(eps, xt, t, t_prev, variance):
+    out, err = outcome(D.respaced_step, eps, xt, t, t_prev, variance=variance,
+                       names=("eps", "xt", "t", "t_prev", "variance", "noise"))
+    if err is None and _good_inputs(eps, xt):
+        assert out.sample.shape == xt.shape and _finite(out.sample) and _finite(out.pred_x0)
+
+
+@SETTINGS
 @given(c=anything, u=anything, w=st.floats(allow_nan=True, allow_infinity=True) | WEIRD)
 def test_classifier_free_guidance(c, u, w):
     out, err = outcome(classifier_free_guidance, c, u, w, names=("eps_cond", "eps_uncond", "w"))

@@ -452,3 +452,68 @@ def test_blend_noise_mixes_one_fixed_level():
             blend_noise(x0, eps, bad)
     with pytest.raises(ValueError, match="shape"):
         blend_noise(x0, eps[:1], 0.5)
+
+
+# ------------------------------------------------------------------ respaced DDPM (Nichol & Dhariwal 2021, §4)
+def _brute_force_skip_posterior(x0, xt, a_t, a_prev):
+    """q(x_prev | x_t, x0) by Gaussian conditioning of the joint of (x_prev, x_t) given x0, where
+    x_prev = √ᾱ_prev·x0 + √(1 − ᾱ_prev)·e1 and x_t = √(ᾱ_t/ᾱ_prev)·x_prev + √(1 − ᾱ_t/ᾱ_prev)·e2."""
+    r = a_t / a_prev
+    cov = math.sqrt(r) * (1 - a_prev)                         # Cov(x_prev, x_t)
+    var_t = r * (1 - a_prev) + (1 - r)                        # = 1 − ᾱ_t
+    mean = math.sqrt(a_prev) * x0 + cov / var_t * (xt - math.sqrt(a_t) * x0)
+    return mean, (1 - a_prev) - cov ** 2 / var_t
+
+
+@pytest.mark.parametrize("t,t_prev", [(999, 949), (500, 100), (37, 0), (10, 9), (5, -1)])
+def test_respaced_step_is_the_skip_posterior_by_brute_force(t, t_prev):
+    d = GaussianDiffusion(linear_betas(1000))
+    x0 = torch.tensor([0.7, -0.4]).reshape(2, 1, 1, 1)
+    xt = torch.tensor([0.1, -1.3]).reshape(2, 1, 1, 1)
+    tt = torch.full((2,), t)
+    eps = d.predict_eps_from_x0(xt, tt, x0)                  # a model whose x̂0 is exactly x0
+    a_t = float(d.alphas_cumprod.double()[t])
+    a_prev = float(d.alphas_cumprod.double()[t_prev]) if t_prev >= 0 else 1.0
+    zero = torch.zeros_like(xt)
+    mean = d.respaced_step(eps, xt, tt, torch.full((2,), t_prev), noise=zero).sample
+    one = d.respaced_step(eps, xt, tt, torch.full((2,), t_prev), noise=torch.ones_like(xt)).sample
+    beta_noise = d.respaced_step(eps, xt, tt, torch.full((2,), t_prev), noise=torch.ones_like(xt),
+                                 variance="beta").sample
+    for i in range(2):
+        m_ref, v_ref = _brute_force_skip_posterior(float(x0[i]), float(xt[i]), a_t, a_prev)
+        assert float(mean[i]) == pytest.approx(m_ref, abs=2e-5, rel=1e-4)
+        if t_prev == -1:                                      # the last step adds no noise (and x̂0 = x0)
+            assert float(one[i]) == float(mean[i]) == pytest.approx(float(x0[i]), abs=1e-5)
+            continue
+        assert float(one[i] - mean[i]) ** 2 == pytest.approx(v_ref, abs=1e-7, rel=1e-3)       # σ² = β̃'
+        assert float(beta_noise[i] - mean[i]) ** 2 == pytest.approx(1 - a_t / a_prev, abs=1e-7, rel=1e-3)
+
+
+def test_respaced_step_with_consecutive_t_is_the_ddpm_step_and_eta1_ddim_when_skipping():
+    d = GaussianDiffusion(linear_betas(50, 1e-3, 0.2))
+    g = torch.Generator().manual_seed(0)
+    x, eps, z = (torch.randn(3, 1, 4, 4, generator=g) for _ in range(3))
+    for t in (49, 20, 1, 0):
+        tt = torch.full((3,), t)
+        for variance in ("beta_tilde", "beta"):
+            ref = d.step(eps, x, tt, noise=z, variance=variance).sample
+            got = d.respaced_step(eps, x, tt, tt - 1, noise=z, variance=variance).sample
+            assert torch.allclose(got, ref, atol=1e-5), (t, variance)
+    for t, t_prev in ((49, 30), (30, 2), (2, -1)):
+        tt, tp = torch.full((3,), t), torch.full((3,), t_prev)
+        assert torch.allclose(d.respaced_step(eps, x, tt, tp, noise=z).sample,
+                              d.ddim_step(eps, x, tt, tp, eta=1.0, noise=z).sample, atol=1e-5)
+
+
+def test_p_sample_loop_num_steps_visits_the_respaced_timesteps():
+    d = GaussianDiffusion(linear_betas(100))
+    m = LinearEps()
+    g = lambda: torch.Generator().manual_seed(0)                          # noqa: E731
+    steps = list(d.p_sample_loop_progressive(m, (2, 1, 4, 4), generator=g(), progress=False, num_steps=10))
+    assert [s.t for s in steps] == d.ddim_timesteps(10) and [s.t_prev for s in steps][-1] == -1
+    full = d.p_sample_loop(m, (2, 1, 4, 4), generator=g(), progress=False)
+    assert torch.equal(d.p_sample_loop(m, (2, 1, 4, 4), generator=g(), progress=False, num_steps=100), full)
+    with pytest.raises(ValueError, match="num_steps"):
+        d.p_sample_loop(m, (2, 1, 4, 4), progress=False, num_steps=0)
+    with pytest.raises(ValueError, match="t_prev must be smaller"):
+        d.respaced_step(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.tensor([3]), torch.tensor([3]))
