@@ -28,13 +28,14 @@ def test_cpu_training_loss_falls():
     """A seeded CPU run on FashionMNIST 16 px: the loss falls well below its starting value."""
     require_data()
     data = load_fashion_mnist(train=True, image_size=16, limit=4096)
-    cfg = TrainConfig(steps=300, batch_size=64, lr=2e-3, warmup_steps=20, seed=0, device="cpu",
+    # 120 steps: the mean loss of the last 50 is ≈ 0.08 (first 25: ≈ 0.71), far inside both bounds below
+    cfg = TrainConfig(steps=120, batch_size=64, lr=2e-3, warmup_steps=20, seed=0, device="cpu",
                       progress=False, log_every=25)
     res = train(tiny_unet(), GaussianDiffusion(linear_betas(1000)), data, cfg)
     first, last = sum(res.losses[:25]) / 25, sum(res.losses[-50:]) / 50
     print(f"\nCPU training test: first-25 mean loss {first:.4f}, last-50 mean loss {last:.4f}, "
           f"{res.wall_time:.1f} s, {res.images_per_second:.0f} images/s")
-    assert len(res.losses) == 300
+    assert len(res.losses) == 120
     assert last < 0.5 * first and last < 0.2
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "cpu_training_losses.json").write_text(json.dumps(res.losses))
