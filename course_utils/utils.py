@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from .checkpoints import sha256_file, verify_sha256, write_sha256  # re-exported: the hashing helpers
 from .validation import is_int
@@ -111,13 +112,27 @@ def to_display(x: torch.Tensor) -> torch.Tensor:
 
 
 def make_grid(x: torch.Tensor, nrow: int = 8, padding: int = 1) -> torch.Tensor:
-    """Tile a batch (B, C, H, W) in [-1, 1] into one (H', W', C) image in [0, 1] (torchvision's make_grid)."""
-    from torchvision.utils import make_grid as tv_make_grid
+    """Tile a batch (B, C, H, W) in [-1, 1] into one (H', W', 3) image in [0, 1], white between the tiles.
 
+    The layout of ``torchvision.utils.make_grid(…, pad_value=1)`` (grey repeated to three channels; a
+    single image without padding), written with einops: importing torchvision imports ``torch._dynamo``
+    (3–4 s on a 2-core CPU), which every notebook's first figure would pay.
+    """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"make_grid expects a (B, C, H, W) tensor; got shape {tuple(getattr(x, 'shape', ()))}.")
-    grid = tv_make_grid(to_display(x), nrow=nrow, padding=padding, pad_value=1.0)
-    return grid.permute(1, 2, 0)
+    if not is_int(nrow) or nrow < 1 or not is_int(padding) or padding < 0:
+        raise ValueError(f"make_grid needs an int nrow ≥ 1 and an int padding ≥ 0; got nrow={nrow!r}, padding={padding!r}.")
+    img = to_display(x)
+    if img.shape[1] == 1:
+        img = img.expand(-1, 3, -1, -1)
+    if img.shape[0] == 1:
+        return img[0].permute(1, 2, 0)
+    cols = min(nrow, img.shape[0])
+    rows = -(-img.shape[0] // cols)
+    tiles = torch.nn.functional.pad(img, (padding, 0, padding, 0), value=1.0)      # white above and left of each
+    blank = torch.ones((rows * cols - img.shape[0], *tiles.shape[1:]), dtype=tiles.dtype)
+    grid = rearrange(torch.cat([tiles, blank]), "(r c) ch h w -> (r h) (c w) ch", r=rows)
+    return torch.nn.functional.pad(grid, (0, 0, 0, padding, 0, padding), value=1.0)  # and below/right of the grid
 
 
 def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, figsize=None):

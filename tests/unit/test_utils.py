@@ -42,6 +42,19 @@ def test_grid_and_display():
     assert ax.get_title() == "t"
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         make_grid(x[0])
+    with pytest.raises(ValueError, match="nrow"):
+        make_grid(x, nrow=0)
+
+
+@pytest.mark.parametrize("b,c,nrow,padding", [(5, 1, 3, 1), (16, 1, 16, 1), (16, 1, 4, 2), (7, 3, 8, 0), (1, 1, 8, 1),
+                                              (10, 3, 4, 3), (3, 1, 1, 1)])
+def test_make_grid_is_torchvisions_layout(b, c, nrow, padding):
+    """The einops grid against torchvision's own make_grid (pad value 1), pixel for pixel."""
+    from torchvision.utils import make_grid as tv_make_grid
+
+    x = torch.rand(b, c, 5, 4, generator=torch.Generator().manual_seed(b)) * 2 - 1
+    ref = tv_make_grid(to_display(x), nrow=nrow, padding=padding, pad_value=1.0).permute(1, 2, 0)
+    assert torch.equal(make_grid(x, nrow=nrow, padding=padding), ref)
 
 
 def test_run_mode_follows_the_device_and_the_graders_flag(monkeypatch):
