@@ -415,6 +415,19 @@ class GaussianDiffusion(nn.Module):
         sample = mean + nonzero * var.sqrt() * noise          # no noise at t == 0
         return StepOutput(sample, pred_x0)
 
+    def _skip_alphas(self, xt: torch.Tensor, t, t_prev):
+        """A jump t → t_prev (-1 ≤ t_prev < t) checked, with ᾱ_t and ᾱ_prev (ᾱ_{-1} = 1) shaped (B, 1, …, 1)
+        for ``xt``; shared by :meth:`respaced_step` and :meth:`ddim_step`."""
+        t = self._check_t(t, xt.shape[0])
+        t_prev = self._check_t(t_prev, xt.shape[0], name="t_prev", allow_minus_one=True)
+        if (t_prev >= t).any():
+            raise ValueError("t_prev must be smaller than t for every image (the reverse process goes "
+                             "from t down to t_prev); got t_prev >= t.")
+        a_t = self._extract(self.alphas_cumprod, t, xt)
+        a_prev = torch.where(t_prev >= 0, self.alphas_cumprod[t_prev.clamp(min=0)],
+                             torch.ones((), device=self.betas.device))
+        return t, t_prev, a_t, a_prev.reshape(a_t.shape).to(device=xt.device, dtype=xt.dtype)
+
     def respaced_step(self, eps: torch.Tensor, xt: torch.Tensor, t, t_prev, noise: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, variance: str | None = None,
                       clip_x0: bool | None = None) -> StepOutput:
@@ -442,17 +455,9 @@ class GaussianDiffusion(nn.Module):
         variance = self.variance if variance is None else self._check_variance(variance)
         clip_x0 = self.clip_x0 if clip_x0 is None else bool(clip_x0)
         pred_x0 = self.predict_x0_from_eps(xt, t, eps)
-        t = self._check_t(t, xt.shape[0])
-        t_prev = self._check_t(t_prev, xt.shape[0], name="t_prev", allow_minus_one=True)
-        if (t_prev >= t).any():
-            raise ValueError("t_prev must be smaller than t for every image (the reverse process goes "
-                             "from t down to t_prev); got t_prev >= t.")
+        t, t_prev, a_t, a_prev = self._skip_alphas(xt, t, t_prev)
         if clip_x0:
             pred_x0 = pred_x0.clamp(-1.0, 1.0)
-        a_t = self._extract(self.alphas_cumprod, t, xt)
-        a_prev = torch.where(t_prev >= 0, self.alphas_cumprod[t_prev.clamp(min=0)],
-                             torch.ones((), device=self.betas.device))
-        a_prev = a_prev.reshape(a_t.shape).to(device=xt.device, dtype=xt.dtype)
         beta = 1 - a_t / a_prev                                   # β'_t of the respaced chain
         mean = (a_prev.sqrt() * beta / (1 - a_t)) * pred_x0 + ((1 - beta).sqrt() * (1 - a_prev) / (1 - a_t)) * xt
         var = (1 - a_prev) / (1 - a_t) * beta if variance == "beta_tilde" else beta
@@ -487,18 +492,10 @@ class GaussianDiffusion(nn.Module):
             raise ValueError(f"eta must be a finite float ≥ 0 (0 = deterministic DDIM, 1 = DDPM-like); got {eta!r}.")
         clip_x0 = self.clip_x0 if clip_x0 is None else bool(clip_x0)
         pred_x0 = self.predict_x0_from_eps(xt, t, eps)
-        t = self._check_t(t, xt.shape[0])
-        t_prev = self._check_t(t_prev, xt.shape[0], name="t_prev", allow_minus_one=True)
-        if (t_prev >= t).any():
-            raise ValueError("t_prev must be smaller than t for every image (the reverse process goes "
-                             "from t down to t_prev); got t_prev >= t.")
+        t, t_prev, a_t, a_prev = self._skip_alphas(xt, t, t_prev)
         if clip_x0:
             pred_x0 = pred_x0.clamp(-1.0, 1.0)
             eps = self.predict_eps_from_x0(xt, t, pred_x0)
-        a_t = self._extract(self.alphas_cumprod, t, xt)
-        a_prev = torch.where(t_prev >= 0, self.alphas_cumprod[t_prev.clamp(min=0)],
-                             torch.ones((), device=self.betas.device))
-        a_prev = a_prev.reshape(a_t.shape).to(device=xt.device, dtype=xt.dtype)
         sigma = float(eta) * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).sqrt()
         if noise is None:
             noise = _randn(xt.shape, xt, generator) if eta > 0 else torch.zeros_like(xt)
