@@ -127,8 +127,8 @@ def _section_course(results: dict) -> list[str]:
         m = json.loads(cfg16.read_text())
         out += [f"Lesson 07 runs here in its fast mode (30 training steps, then the shipped `cfg16` is graded); the "
                 f"start page's figure is its full mode, the assessment training itself. That full run, as recorded "
-                f"beside `cfg16.pt`: {m.get('wall_time_s')} s on {m.get('threads')} CPU thread(s), measured while "
-                f"other jobs loaded the machine.", ""]
+                f"beside `cfg16.pt`: {m.get('steps')} steps in {m.get('wall_time_s')} s on {m.get('threads')} CPU "
+                f"thread(s) ({m.get('machine')}, {str(m.get('date', ''))[:10]}).", ""]
     return out
 
 

@@ -5,7 +5,7 @@ instructor's grading time per submission.
   its folder (kernel start-up included: what "Run All" costs a learner, give or take the browser).
   Lessons pick CPU sizes by themselves on a machine without a GPU; a lesson with a fast-mode environment
   in the registry (``course_utils.lessons``: lesson 07's ``COURSE_MODE=fast``, a 30-step smoke run that
-  grades the shipped ``cfg16`` checkpoint, because its full mode is the ~15-minute assessment training)
+  grades the shipped ``cfg16`` checkpoint, because its full mode is the ~14-minute assessment training)
   runs with it. The lessons and the minutes the start page claims come from the registry too.
 * Grading: ``course_utils.autograde`` (one sandboxed ``nbgrader autograde`` per student) on two
   submissions per lesson — the solution notebook (every test runs to the end) and the untouched student

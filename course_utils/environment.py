@@ -30,7 +30,7 @@ LESSONS = _lessons.LESSONS
 
 
 def _training_note() -> str:
-    """The CPU warning's "lesson 07's training takes ≈ 15 min", from the lessons whose CPU time is training."""
+    """The CPU warning's "lesson 07's training takes ≈ 14 min", from the lessons whose CPU time is training."""
     return "; ".join(f"lesson {lesson.id}'s training takes {lesson.cpu_minutes} min"
                      for lesson in LESSONS if lesson.cpu_is_training)
 

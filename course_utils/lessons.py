@@ -79,7 +79,7 @@ class Lesson:
         cpu_minutes, gpu_minutes: the time a top-to-bottom run takes, as the tables state it, measured on
             a 2-core CPU (``bench/results/course_runtime_cpu.json``) and an H100-class GPU.
         cpu_is_training: the CPU time is the lesson's training run (lesson 07): the table says
-            "≈ 15 (training)" and the environment check warns about it.
+            "≈ 14 (training)" and the environment check warns about it.
         status: the README's status column ("ready").
         needs_data: the notebook reads FashionMNIST (its tests skip locally when the data is missing).
         checkpoints: the shipped checkpoints (``course_utils.pretrained``) the notebook loads.
@@ -145,7 +145,7 @@ class Lesson:
 
     @property
     def cpu_label(self) -> str:
-        """The CPU column as the tables print it, e.g. "< 1" or "≈ 15 (training)"."""
+        """The CPU column as the tables print it, e.g. "< 1" or "≈ 14 (training)"."""
         return f"{self.cpu_minutes} (training)" if self.cpu_is_training else self.cpu_minutes
 
     def environment(self, scratch: str | os.PathLike | None = None, tests: bool = False) -> dict[str, str]:
@@ -257,10 +257,10 @@ LESSONS: tuple[Lesson, ...] = (
                           ("key", "ArrowRight"))),
     Lesson("07", "07_final_assessment", "Final assessment",
            summary="assemble, train a class-conditional model, pass the classifier",
-           builds="assemble, train a class-conditional model (≈ 15 min on a CPU), pass the shipped classifier "
+           builds="assemble, train a class-conditional model (≈ 14 min on a CPU), pass the shipped classifier "
                   "(90 %, configurable)",
-           cpu_minutes="≈ 15", cpu_is_training=True, gpu_minutes="≈ 2", checkpoints=("cfg16",),
-           # COURSE_MODE=fast: 30 training steps (≤ 90 s on a CPU) instead of the ≈ 15-minute assessment run;
+           cpu_minutes="≈ 14", cpu_is_training=True, gpu_minutes="≈ 2", checkpoints=("cfg16",),
+           # COURSE_MODE=fast: 30 training steps (≤ 90 s on a CPU) instead of the ≈ 14-minute assessment run;
            # the assessment cell then grades the shipped cfg16 (trained by this lesson's own code in full mode).
            fast_env={"COURSE_MODE": "fast", "COURSE_ASSESSMENT_CHECKPOINT": CheckpointFile("cfg16"),
                      "COURSE_ASSESSMENT_OUT": ScratchFile("course_lesson07_fast_model.pt")}),

@@ -295,7 +295,7 @@ def judge_conditional_model(inputs: dict, outputs: dict) -> None:
     n = outputs["parameters"]
     if n > max_parameters:
         r.fail(f"the model has {n:,} parameters, more than the budget of {max_parameters:,}: CPU training would "
-               f"not fit the assessment's 15 minutes. Use narrower channels, e.g. (32, 64).")
+               f"not fit the assessment's ≈ 15-minute CPU budget. Use narrower channels, e.g. (32, 64).")
     x = inputs["x"]
     out = h.value(r, outputs["out"])
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):

@@ -110,7 +110,7 @@ LESSON07 = "07_final_assessment"
 
 
 def _finetuned_cfg16(path: Path, steps: int = 8) -> Path:
-    """A checkpoint trained by the notebook's own recipe would take 15 minutes; a few more steps on the shipped
+    """A checkpoint trained by the notebook's own recipe would take 14 minutes; a few more steps on the shipped
     cfg16 give a model that is trained, passes, and is not a copy (it is flagged as derived, for review)."""
     import torch
     from course_utils.checkpoints import save_checkpoint

@@ -40,7 +40,7 @@ def test_no_gpu_says_what_changes(monkeypatch):
     dev = {it.name: it for it in environment.environment_report()}["device"]
     assert dev.status == "warn" and "CPU mode" in dev.detail and "16 px" in dev.detail
     # the long CPU step is the registry's: lesson 07's training, with the minutes the start page states
-    assert dev.detail.endswith("lesson 07's training takes ≈ 15 min")
+    assert dev.detail.endswith("lesson 07's training takes ≈ 14 min")
     assert environment.LESSONS is registry.LESSONS
 
 
