@@ -105,7 +105,9 @@ setup_venv() {
         if [ "$installer" = uv ] && ! { [ -x "$VENV/bin/uv" ] || pipq "uv==0.13.*"; }; then installer=pip; fi
         inst() {
             if [ "$installer" = uv ]; then
-                if "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "$@"; then return 0; fi
+                # --compile-bytecode: write the .pyc files at install, as pip does; without them every process
+                # (each grader sandbox, whose root is read-only) would recompile torch's modules on import
+                if "$VENV/bin/uv" pip install -q --compile-bytecode --python "$VENV/bin/python" "$@"; then return 0; fi
                 log "uv could not install $*; falling back to pip"
                 installer=pip
                 pipq --upgrade pip >/dev/null
