@@ -97,25 +97,25 @@ setup_venv() {
         local req=requirements.txt want="$want_full"
         [ "$level" = learner ] && { req=requirements-learner.txt; want="$want_learner"; }
         pipq() { "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
-        # uv (PyPI's `uv`, Astral's Rust installer) resolves and installs the same pins as pip in about a
-        # tenth of the time (the torch wheels and their CUDA libraries: ~30 s instead of ~190 s measured on a
-        # 2-core machine); it goes into the venv itself. COURSE_INSTALLER=pip, or any uv failure, falls back
+        # uv (PyPI's `uv`, Astral's Rust installer) resolves and installs the same pins as pip, faster: the
+        # full venv was ready 65 s after a clean clone instead of 169 s with pip, measured on a 2-core machine
+        # on 2026-12-02 (README); it goes into the venv itself. COURSE_INSTALLER=pip, or any uv failure, falls back
         # to pip (uv reads PyPI and UV_* settings, not pip.conf: a machine behind a pip-only mirror gets pip).
         local installer="${COURSE_INSTALLER:-uv}"
+        use_pip() { installer=pip; pipq --upgrade pip >/dev/null; }
         if [ "$installer" = uv ] && ! { [ -x "$VENV/bin/uv" ] || pipq "uv==0.13.*"; }; then installer=pip; fi
+        [ "$installer" = pip ] && use_pip
         inst() {
             if [ "$installer" = uv ]; then
                 # --compile-bytecode: write the .pyc files at install, as pip does; without them every process
                 # (each grader sandbox, whose root is read-only) would recompile torch's modules on import
                 if "$VENV/bin/uv" pip install -q --compile-bytecode --python "$VENV/bin/python" "$@"; then return 0; fi
                 log "uv could not install $*; falling back to pip"
-                installer=pip
-                pipq --upgrade pip >/dev/null
+                use_pip
             fi
             pipq "$@"
         }
         log "installing $req with $installer (a minute or two the first time)"
-        [ "$installer" = pip ] && pipq --upgrade pip >/dev/null
         if [ -n "${TORCH_INDEX_URL:-}" ]; then
             # e.g. https://download.pytorch.org/whl/cpu: torch and torchvision from that index first (the
             # CPU-only wheels), at requirements-learner.txt's pins, so that the requirements are already satisfied
@@ -160,9 +160,15 @@ JSON
 }
 
 setup() {
-    # $1: the venv level, "learner" or "full" (the default); see setup_venv
-    install_apt_data
-    setup_venv "${1:-full}"
+    # $1: the venv level, "learner" or "full" (the default); see setup_venv. Further arguments name more
+    # Debian installers (install_browser, install_sandbox). The apt-get runs (one after another) go on while
+    # the venv installs; the data is prepared once both are done.
+    local level="${1:-full}"
+    shift || true
+    ( install_apt_data; for f in "$@"; do "$f"; done ) &
+    local apt_pid=$!
+    setup_venv "$level"
+    wait "$apt_pid" || log "installing the Debian packages failed; what needs them says so"
     prepare_data
 }
 
@@ -218,13 +224,7 @@ case "$cmd" in
             export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
             exec "$VENV/bin/python" -m pytest tests/unit -m "not slow" -n 2 ${args[@]+"${args[@]}"}
         fi
-        # the Debian packages (data, chromium, bubblewrap: one apt-get after another) install while the venv
-        # does: on a fresh machine that saves the ~40 s the apt-get runs take
-        ( install_apt_data; install_browser; install_sandbox ) &
-        apt_pid=$!
-        setup_venv full
-        wait "$apt_pid" || log "installing the Debian packages failed; the tests that need them say so"
-        prepare_data
+        setup full install_browser install_sandbox
         log "running the tests"
         exec "$VENV/bin/python" -m pytest ${args[@]+"${args[@]}"}
         ;;
