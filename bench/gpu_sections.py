@@ -450,13 +450,13 @@ def section_airbench(ctx: Ctx) -> int:
 def section_sampling(ctx: Ctx) -> int:
     from . import sampling
     if ctx.tiny:
-        sizes = ["--samples", "4", "--ddpm-samples", "2", "--steps", "2", "--batch", "4", "--real-limit", "64"]
+        sizes = ["--samples", "4", "--ddpm-samples", "2", "--ddpm-steps", "10", "--steps", "2", "--batch", "4",
+                 "--real-limit", "64"]
     else:
         sizes = ["--samples", "1000", "--ddpm-samples", "1000", "--steps", "20,50", "--batch", "1000"]
     common = sizes + ["--etas", "0", "--device", ctx.device.type, "--out", str(ctx.results)]
     rc = 0
-    # tiny: cfg16 only (the guided path; DDPM's 1000 steps cost most of a CPU smoke run; tests/test_bench.py's
-    # smoke run covers ddpm16)
+    # tiny: cfg16 only (the guided path; tests/test_bench.py's smoke run covers ddpm16), DDPM respaced to 10 steps
     for ckpt, stem in (("ddpm16", "sampling"), ("cfg16", "sampling_cfg16"))[1 if ctx.tiny else 0:]:
         rc |= sampling.main(common + ["--checkpoint", ckpt, "--w", "2", "--name", f"{stem}_{ctx.suffix}"])
         if ctx.mirror:

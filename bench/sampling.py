@@ -8,7 +8,7 @@ hundred samples the estimate is biased upwards, so compare rows, not papers). η
 DDIM; η = 1 puts back DDPM's noise on the same strided steps; the last row is full DDPM with σ² = β̃.
 
     python -m bench.sampling                     # 1000 samples per setting
-    python -m bench.sampling --samples 64 --steps 10,20 --ddpm-samples 8   # a smoke test
+    python -m bench.sampling --samples 64 --steps 10,20 --ddpm-samples 8 --ddpm-steps 10   # a smoke test
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from .common import count_flops, machine_info, markdown_table, sync, write_resul
 @torch.inference_mode()
 def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 50, eta: float = 0.0,
             w: float | None = None):
-    """``n`` samples in batches; returns (samples on CPU, seconds spent sampling). ``w`` (a class-conditional
+    """``n`` samples in batches; returns (samples on CPU, seconds spent sampling). ``ddpm``: Algorithm 2 on
+    ``steps`` timesteps (all T: the ordinary sampler; fewer: a respaced chain, for smoke runs). ``w`` (a class-conditional
     model only): classifier-free guidance with labels 0, 1, …, 9, 0, … (the conditional and null passes share
     one batch)."""
     g = torch.Generator(device=device).manual_seed(seed)
@@ -42,7 +43,7 @@ def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 5
         sync(device)
         t0 = time.perf_counter()
         if ddpm:
-            x = diffusion.p_sample_loop(model, shape, generator=g, progress=False, **guide)
+            x = diffusion.p_sample_loop(model, shape, num_steps=steps, generator=g, progress=False, **guide)
         else:
             x = diffusion.ddim_sample_loop(model, shape, num_steps=steps, eta=eta, generator=g, progress=False,
                                            **guide)
@@ -54,9 +55,11 @@ def _sample(model, diffusion, n, batch, seed, device, ddpm: bool, steps: int = 5
 
 def run(samples: int = 1000, ddpm_samples: int | None = None, steps=(10, 20, 50, 100), etas=(0.0, 1.0),
         batch: int = 500, seed: int = 0, device_name: str = "auto", threads: int | None = None,
-        checkpoint: str = "ddpm16", w: float = 2.0, real_limit: int | None = None) -> dict:
+        checkpoint: str = "ddpm16", w: float = 2.0, real_limit: int | None = None,
+        ddpm_steps: int | None = None) -> dict:
     """``checkpoint``: "ddpm16" (unconditional) or "cfg16" (class-conditional, sampled with guidance ``w``);
-    ``real_limit``: the first N test images as the Fréchet distance's reference (default all 10 000)."""
+    ``real_limit``: the first N test images as the Fréchet distance's reference (default all 10 000);
+    ``ddpm_steps``: the DDPM row's steps (default all T; fewer make a respaced chain: smoke runs only)."""
     device = get_device(device_name)
     if threads:
         torch.set_num_threads(threads)
@@ -84,8 +87,9 @@ def run(samples: int = 1000, ddpm_samples: int | None = None, steps=(10, 20, 50,
                                  w=guidance)
             add("DDIM", eta, s, samples, imgs, secs)
     n = ddpm_samples or samples
-    imgs, secs = _sample(model, diffusion, n, batch, seed, device, ddpm=True, w=guidance)
-    add("DDPM", 1.0, diffusion.num_timesteps, n, imgs, secs)
+    n_ddpm = ddpm_steps or diffusion.num_timesteps
+    imgs, secs = _sample(model, diffusion, n, batch, seed, device, ddpm=True, steps=n_ddpm, w=guidance)
+    add("DDPM", 1.0, n_ddpm, n, imgs, secs)
     extra = {} if guidance is None else {"guidance_w": guidance,
                                          "network_passes_per_step": 2}   # conditional + null, one batch
     return {"benchmark": "sampling", "machine": machine_info(device), "checkpoint": checkpoint, **extra,
@@ -116,13 +120,15 @@ def main(argv=None) -> int:
                    help="cfg16 is class-conditional and sampled with guidance --w")
     p.add_argument("--w", type=float, default=2.0, help="guidance weight for cfg16")
     p.add_argument("--real-limit", type=int, default=None, help="test images for the Fréchet distance (default all)")
+    p.add_argument("--ddpm-steps", type=int, default=None,
+                   help="steps of the DDPM row (default all T = 1000; fewer: a respaced chain, for smoke runs)")
     p.add_argument("--out", default=None)
     p.add_argument("--name", default=None, help="results file name (default sampling_<device>)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     result = run(a.samples, a.ddpm_samples, tuple(int(s) for s in a.steps.split(",")),
                  tuple(float(e) for e in a.etas.split(",")), a.batch, device_name=a.device, threads=a.threads,
-                 checkpoint=a.checkpoint, w=a.w, real_limit=a.real_limit)
+                 checkpoint=a.checkpoint, w=a.w, real_limit=a.real_limit, ddpm_steps=a.ddpm_steps)
     result["command"] = "python -m bench.sampling " + " ".join(argv)
     result["wall_time_s"] = round(time.perf_counter() - t0, 1)
     print(table(result))

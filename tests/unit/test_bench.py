@@ -162,11 +162,12 @@ def test_measuring_scripts_run_at_tiny_sizes(tmp_path):
     pytest.importorskip("diffusers")
     from bench import sampling, time_to_quality
 
-    assert sampling.main(["--samples", "6", "--ddpm-samples", "2", "--steps", "2", "--etas", "0,1", "--batch", "4",
-                          "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert sampling.main(["--samples", "6", "--ddpm-samples", "2", "--ddpm-steps", "10", "--steps", "2", "--etas",
+                          "0,1", "--batch", "4", "--real-limit", "64", "--device", "cpu", "--out", str(tmp_path)]) == 0
     sp = json.loads((tmp_path / "sampling_cpu.json").read_text())
     assert [(r["sampler"], r["eta"], r["steps"], r["samples"]) for r in sp["rows"]] == [
-        ("DDIM", 0.0, 2, 6), ("DDIM", 1.0, 2, 6), ("DDPM", 1.0, 1000, 2)]
+        ("DDIM", 0.0, 2, 6), ("DDIM", 1.0, 2, 6), ("DDPM", 1.0, 10, 2)]
+    assert sp["real_images"] == 64
     assert time_to_quality.main(["--limit", "512", "--budget-min", "0.01", "--eval-every", "3", "--per-class", "1",
                                  "--ddim-steps", "2", "--contenders", "ours,diffusers", "--device", "cpu",
                                  "--out", str(tmp_path)]) == 0
