@@ -170,14 +170,18 @@ def generate(source_root: Path, lesson_names: list[str], out: Path) -> None:
         for lesson in lesson_names:
             shutil.copytree(source_root / lesson, course / SOLUTIONS.name / lesson,
                             ignore=lambda d, names: [n for n in names if _ignored(n)])
-        env = _nbgrader_env()
+        # One nbgrader process for all of them: the course copy holds exactly these lessons, so the assignment
+        # pattern "*" (nbgrader globs assignment ids) names them all; each process costs seconds to start.
+        pattern = lesson_names[0] if len(lesson_names) == 1 else "*"
+        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", pattern, "--force", "--no-db",
+               "--log-level=WARN"]
+        proc = subprocess.run(cmd, cwd=course, env=_nbgrader_env(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout + proc.stderr)
+            raise SystemExit(f"nbgrader generate_assignment {', '.join(lesson_names)} failed (exit {proc.returncode})")
         for lesson in lesson_names:
-            cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", lesson, "--force", "--no-db",
-                   "--log-level=WARN"]
-            proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                sys.stderr.write(proc.stdout + proc.stderr)
-                raise SystemExit(f"nbgrader generate_assignment {lesson} failed (exit {proc.returncode})")
+            if not (course / NOTEBOOKS.name / lesson).is_dir():
+                raise SystemExit(f"nbgrader generate_assignment made no student folder for {lesson}")
             shutil.copytree(course / NOTEBOOKS.name / lesson, out / lesson)
             for nb in (out / lesson).rglob("*.ipynb"):
                 _drop_run_metadata(nb)
