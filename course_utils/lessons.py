@@ -215,8 +215,8 @@ def read_exercises(path: str | os.PathLike) -> dict[str, tuple[str, float]]:
 
 # ---------------------------------------------------------------------------------------- the registry
 # CPU minutes: measured by `python -m bench.course_runtime --no-grading` on an idle 2-core CPU, with two torch
-# threads and with one (OMP_NUM_THREADS=1): "2½–4" is 2½ minutes on two threads, 4 on one (2026-12-02: 04 152 s
-# and 221 s, 05 77 s and 108 s, 06 46 s and 57 s, 01 23 s and 27 s, 02 16 s and 18 s, 03 15 s and 17 s); GPU
+# threads and with one (OMP_NUM_THREADS=1): "2–3" is 2 minutes on two threads, 3 on one (2026-12-02: 04 118 s
+# and 171 s, 05 52 s and 78 s (both re-measured after their CPU sizes shrank), 06 46 s and 57 s, 01 23 s and 27 s, 02 16 s and 18 s, 03 15 s and 17 s); GPU
 # minutes on an H100-class GPU.
 _SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 # ↑ The notebook samples thousands of small images: one torch thread per kernel keeps its test runs (nbval,
@@ -241,13 +241,13 @@ LESSONS: tuple[Lesson, ...] = (
            summary="Algorithm 1 (L_simple) and Algorithm 2; DDPM vs DDIM",
            builds="L_simple, a training step, the reverse step and loop (Algorithms 1 and 2), a reverse-trajectory "
                   "scrubber and animation, σ² = β vs β̃ and DDPM vs DDIM-50 measured",
-           cpu_minutes="2½–4", gpu_minutes="< 1 (+ full training ≈ 2)", checkpoints=("ddpm16",),
+           cpu_minutes="2–3", gpu_minutes="< 1 (+ full training ≈ 2)", checkpoints=("ddpm16",),
            test_env=_SINGLE_THREAD,
            browser_moves=(("start", None), ("key", "End"), ("type", 2), ("key", "ArrowRight"))),
     Lesson("05", "05_time_embeddings", "Time embeddings",
            summary="why the network needs t; sinusoidal embedding; ResBlocks",
            builds="sinusoidal embeddings, broadcasting, residual blocks, rearrange-pooling",
-           cpu_minutes="1½–2", gpu_minutes="< 1"),
+           cpu_minutes="1–1½", gpu_minutes="< 1"),
     Lesson("06", "06_conditioning_guidance", "Conditioning and guidance",
            summary="class labels, the null class, classifier-free guidance",
            builds="class embeddings, the context mask, classifier-free guidance, a class picker and guidance "
@@ -302,7 +302,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 START_PAGE_NOTE = ("Times are for running the notebook top to bottom, measured on an idle 2-core CPU and an H100-class\n"
-                   "GPU; a range such as 2½–4 is two torch threads – one thread (a busy laptop is closer to the\n"
+                   "GPU; a range such as 2–3 is two torch threads – one thread (a busy laptop is closer to the\n"
                    "second figure). Your own reading and thinking time comes on top. Take them in order: each lesson\n"
                    "uses what the previous ones built.")
 
