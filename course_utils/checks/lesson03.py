@@ -21,12 +21,14 @@ from typing import Any, Callable
 import torch
 
 from ..diffusion import GaussianDiffusion, extract, gaussian_kl
+from ..elbo import elbo_parts_1d, elbo_terms_1d, log_likelihood_1d, optimal_reverse_1d
 from ..schedules import linear_betas, make_betas
+from ..validation import is_int
 from . import _harness as h
 
 __all__ = ["check_posterior_variance", "check_posterior_mean_coefs", "check_q_posterior",
            "check_predict_x0_from_eps", "check_posterior_mean_from_eps", "check_gaussian_kl",
-           "check_complete_the_square"]
+           "check_complete_the_square", "check_elbo_terms"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -650,3 +652,92 @@ check_complete_the_square = h.register(h.Check(
         "``precision`` is the coefficient 1/β̃_t of x² and ``mean`` the centre μ̃_t of the Gaussian in x "
         "(= x_{t-1}). Verified with ``sympy.simplify`` against eq. 7 of Ho et al. 2020, then numerically "
         "against :meth:`GaussianDiffusion.q_posterior` at a few steps of a linear schedule."))
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise 8: the ELBO's terms for 1-D Gaussian data and a linear-Gaussian reverse model
+# ----------------------------------------------------------------------------------------------
+def reference_elbo_terms(x0, betas, a, b, s):
+    """(L_T (N,), L_mid (N, T−1), L_0 (N,)): :func:`course_utils.elbo.elbo_terms_1d`."""
+    return elbo_terms_1d(x0, betas, a, b, s)
+
+
+def make_elbo_terms(T: int = 10, schedule: str = "linear", n: int = 5, seed: int = 0, mean: float = 0.3,
+                    var: float = 0.04) -> dict:
+    """A schedule, n data points from N(mean, var) and a reverse model near the optimal one (perturbed, so that
+    no term is zero and the bound has a gap)."""
+    if not is_int(T) or T < 2:
+        raise ValueError(f"T must be an int ≥ 2 (the ELBO has a prior, middle and decoder term); got {T!r}.")
+    if not is_int(n) or n < 1:
+        raise ValueError(f"n must be a positive int; got {n!r}.")
+    inputs = _schedule(T, schedule)
+    g = h.gen(seed)
+    a, b, s = optimal_reverse_1d(inputs["betas"], mean, var)
+    # errors on the scale of each step's own spread √s: every term is off a little, the sum stays readable
+    a = a + 0.1 * s.sqrt() * torch.randn(T, generator=g, dtype=torch.float64)
+    b = b + 0.1 * s.sqrt() * torch.randn(T, generator=g, dtype=torch.float64)
+    s = s * (0.8 + 0.4 * torch.rand(T, generator=g, dtype=torch.float64))
+    x0 = mean + var ** 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    return {**inputs, "betas": inputs["betas"].double(), "x0": x0, "a": a, "b": b, "s": s, "n": int(n)}
+
+
+def run_elbo_terms(inputs: dict, fn) -> dict:
+    # a learner who calls their own posterior_variance / posterior_mean_coefs is graded with the package's
+    # (exercises 2 and 3 grade those): one slip does not cost points twice
+    with _bound_to_package(fn, inputs["betas"]):
+        return {"out": h.call(fn, *(inputs[k].clone() for k in ("x0", "betas", "a", "b", "s")))}
+
+
+def judge_elbo_terms(inputs: dict, outputs: dict) -> None:
+    import math
+
+    r = h.Report("elbo_terms")
+    T, n, schedule = inputs["T"], inputs["n"], inputs["schedule"]
+    shown = f"elbo_terms(x0 ({n},), betas ({schedule}, T={T}), a, b, s)"
+    out = h.value(r, outputs["out"])
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        r.fail(f"{shown} should return three tensors (L_T, L_mid, L_0).")
+    L_T, L_mid, L_0 = (h.as_tensor(r, v, f"{shown}[{i}]") for i, v in enumerate(out))
+    p = elbo_parts_1d(inputs["x0"], inputs["betas"], inputs["a"], inputs["b"], inputs["s"])
+    h.check_shape_dtype(r, L_T, (n,), None, "L_T")
+    if tuple(L_mid.shape) == (n, T):
+        r.fail(f"L_mid has shape ({n}, {T}): it should have T − 1 = {T - 1} columns, one per k = 1 … T−1 (the "
+               "paper's L_1 … L_{T−1}). Step k = 0 is the decoder, L_0, which is a log-likelihood, not a KL.")
+    h.check_shape_dtype(r, L_mid, (n, T - 1), None, "L_mid")
+    h.check_shape_dtype(r, L_0, (n,), None, "L_0")
+    kl0 = lambda v: 0.5 * (torch.log(p["s_mid"] / v) + v / p["s_mid"] - 1)   # noqa: E731
+    sq = p["gap_sq_at_mean"] + p["gap_var"]
+    ab_T = torch.cumprod(1 - inputs["betas"], 0)[-1]
+    x0 = inputs["x0"]
+    h.diagnose(r, L_T, p["L_T"], {
+        "L_T uses ᾱ where its square root belongs: q(x_T | x_0) = N(√ᾱ_{T−1}·x_0, 1 − ᾱ_{T−1}).":
+            0.5 * (torch.log(1 / (1 - ab_T)) + (1 - ab_T) + (ab_T * x0) ** 2 - 1),
+        "L_T is the KL the wrong way round: it is KL(q(x_T | x_0) ‖ p(x_T)), the posterior first.":
+            0.5 * (torch.log(1 - ab_T) + (1 + ab_T * x0 ** 2) / (1 - ab_T) - 1),
+    }, rtol=1e-6, atol=1e-10, what="L_T")
+    h.diagnose(r, L_mid, p["L_mid"], {
+        "L_mid leaves out the spread of x_t: the expectation E_q(x_t|x_0)[(μ̃ − μ_θ)²] is the squared gap at "
+        "x_t's mean PLUS (c2 − a)²·(1 − ᾱ_t), the variance of the gap (it is linear in x_t).":
+            kl0(p["beta_tilde"]) + p["gap_sq_at_mean"] / (2 * p["s_mid"]),
+        "L_mid uses β_t where the posterior variance β̃_t belongs: q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t).":
+            kl0(p["betas_mid"]) + sq / (2 * p["s_mid"]),
+        "L_mid is missing the factor ½ of the Gaussian KL.": 2 * p["L_mid"],
+    }, rtol=1e-6, atol=1e-10, what="L_mid")
+    h.diagnose(r, L_0, p["L_0"], {
+        "L_0 is missing ½·log(2π): −log N(x; m, s) = ½·log(2π·s) + (x − m)² / (2s).":
+            p["L_0"] - 0.5 * math.log(2 * math.pi),
+        "L_0 leaves out the spread of x_1: E[(x_0 − a_0·x_1 − b_0)²] adds a_0²·(1 − ᾱ_0) to the squared gap at "
+        "x_1's mean.": p["L_0"] - p["resid_var"] / (2 * p["s_0"]),
+        "L_0 has the wrong sign: it is −E log p_θ(x_0 | x_1), a negative log-likelihood.": -p["L_0"],
+    }, rtol=1e-6, atol=1e-10, what="L_0")
+    bound = p["L_T"] + p["L_mid"].sum(1) + p["L_0"]
+    nll = -log_likelihood_1d(x0, inputs["a"], inputs["b"], inputs["s"])
+    r.ok(f"{shown}: all three terms match course_utils.elbo; −ELBO {float(bound.mean()):.4f} ≥ −log p_θ(x0) "
+         f"{float(nll.mean()):.4f} nats (mean over the {n} points)")
+
+
+check_elbo_terms = h.register(h.Check(
+    "elbo_terms", make_elbo_terms, run_elbo_terms, judge_elbo_terms, reference=reference_elbo_terms,
+    doc="Check ``fn(x0, betas, a, b, s) -> (L_T, L_mid, L_0)`` against :func:`course_utils.elbo.elbo_terms_1d` "
+        "for a reverse model near the optimal one for Gaussian data (perturbed from a seed).",
+    blocks=("course_utils.elbo.elbo_terms_1d", "course_utils.elbo.elbo_parts_1d")))

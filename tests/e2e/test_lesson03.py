@@ -3,7 +3,7 @@ autograde of the solution, the untouched student notebook and one exercise right
 the lesson's classic mistakes, scored by running the answer and test cells in-process
 (``lesson_harness.grade_cells``), which must lose exactly the mistaken exercise's points: β where β̃
 belongs, the standard deviation where the variance belongs, ᾱ_t where ᾱ_{t-1} belongs, and the t = 0 edge
-(ᾱ_{-1} = 1) got wrong."""
+(ᾱ_{-1} = 1) got wrong, and the ELBO's middle terms without the spread of x_t."""
 from __future__ import annotations
 
 import pytest
@@ -30,6 +30,10 @@ MISTAKES = {
     "t0_edge": ("ex2-posterior-variance",
                 "alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=betas.dtype), alphas_cumprod[:-1]])",
                 "alphas_cumprod_prev = alphas_cumprod.roll(1)"),
+    # the ELBO's middle terms without the spread of x_t (the squared gap at x_t's mean only)
+    "elbo_no_spread": ("ex8-elbo-terms",
+                       "gap_sq = gap_at_mean ** 2 + (c2 - a[k]) ** 2 * (1 - alphas_cumprod[k])",
+                       "gap_sq = gap_at_mean ** 2"),
     # the variance returned by q_posterior is β_t, not β̃_t
     "q_posterior_beta": ("ex4-q-posterior", "variance = extract(posterior_variance(betas), t, xt.shape)",
                          "variance = extract(betas, t, xt.shape)"),
@@ -66,6 +70,10 @@ class TestLesson03(LessonTests):
 
     def test_abar_t_where_abar_prev_belongs_is_caught(self, mistaken):
         assert _lost(mistaken, "abar_t_for_abar_prev") == {"ex3-posterior-mean-coefs-tests"}
+
+    def test_elbo_without_the_spread_of_x_t_is_caught(self, mistaken):
+        assert _lost(mistaken, "elbo_no_spread") == {"ex8-elbo-terms-tests"}
+        assert "spread of x_t" in mistaken["elbo_no_spread"].texts["ex8-elbo-terms-tests"]
 
     def test_t0_edge_is_caught(self, mistaken):
         assert _lost(mistaken, "t0_edge") == {"ex2-posterior-variance-tests"}

@@ -4,6 +4,8 @@ with inputs and outputs carried through torch.save / torch.load(weights_only=Tru
 (the sympy exercise's expressions travel as sympy.srepr strings)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import sympy as sp
 import torch
@@ -230,6 +232,46 @@ def test_judge_reports_unreadable_expressions(capsys):
     assert capsys.readouterr().err == ""
 
 
+# ------------------------------------------------------------------ exercise 8: the ELBO's terms
+def _elbo(x0, betas, a, b, s, variance_term=True, beta_for_tilde=False, two_pi=True, prior_sqrt=True):
+    """The terms written out from Ho et al. 2020, eq. 5 (a learner's version, with switches for the slips)."""
+    al = 1 - betas
+    ab = torch.cumprod(al, 0)
+    abp = torch.cat([torch.ones(1, dtype=ab.dtype), ab[:-1]])
+    T = betas.shape[0]
+    m_T = (ab[-1].sqrt() if prior_sqrt else ab[-1]) * x0
+    L_T = 0.5 * (-torch.log(1 - ab[-1]) + (1 - ab[-1]) + m_T ** 2 - 1)
+    cols = []
+    for k in range(1, T):
+        c1, c2 = abp[k].sqrt() * betas[k] / (1 - ab[k]), al[k].sqrt() * (1 - abp[k]) / (1 - ab[k])
+        bt = betas[k] if beta_for_tilde else (1 - abp[k]) / (1 - ab[k]) * betas[k]
+        mean_gap = c1 * x0 - b[k] + (c2 - a[k]) * ab[k].sqrt() * x0
+        sq = mean_gap ** 2 + ((c2 - a[k]) ** 2 * (1 - ab[k]) if variance_term else 0)
+        cols.append(0.5 * (torch.log(s[k] / bt) + (bt + sq) / s[k] - 1))
+    resid = x0 - b[0] - a[0] * ab[0].sqrt() * x0
+    L_0 = (0.5 * math.log(2 * math.pi) if two_pi else 0) + 0.5 * torch.log(s[0]) \
+        + (resid ** 2 + a[0] ** 2 * (1 - ab[0])) / (2 * s[0])
+    return L_T, torch.stack(cols, 1), L_0
+
+
+def test_elbo_terms(capsys):
+    from functools import partial
+    run(checks.check_elbo_terms, _elbo)
+    run(checks.check_elbo_terms, _elbo, T=1000, schedule="cosine", n=3, seed=4)
+    fails(capsys, checks.check_elbo_terms, partial(_elbo, variance_term=False), match="spread of x_t")
+    fails(capsys, checks.check_elbo_terms, partial(_elbo, beta_for_tilde=True), match="β_t where the posterior")
+    fails(capsys, checks.check_elbo_terms, partial(_elbo, two_pi=False), match="missing ½·log\\(2π\\)")
+    fails(capsys, checks.check_elbo_terms, partial(_elbo, prior_sqrt=False), match="square root belongs")
+    fails(capsys, checks.check_elbo_terms, lambda *args: (_elbo(*args)[0], _elbo(*args)[1], -_elbo(*args)[2]),
+          match="wrong sign")
+    with_k0 = lambda *args: (_elbo(*args)[0], torch.cat([_elbo(*args)[1][:, :1], _elbo(*args)[1]], 1),  # noqa: E731
+                             _elbo(*args)[2])
+    fails(capsys, checks.check_elbo_terms, with_k0, match="T − 1 = 9 columns")
+    fails(capsys, checks.check_elbo_terms, lambda *args: _elbo(*args)[:2], match="three tensors")
+    with pytest.raises(ValueError, match="T must be an int ≥ 2"):
+        checks.check_elbo_terms(_elbo, T=1)
+
+
 # ------------------------------------------------------------------ the three steps, apart
 SEPARATED = {
     "posterior_variance": ({}, good_posterior_variance, lambda b: b.clone(), "β_t where β̃_t belongs"),
@@ -244,6 +286,8 @@ SEPARATED = {
                                 lambda xt, t, eps, b: lesson03.reference_posterior_mean_from_eps(xt, t, eps, b)
                                 / extract(1 - b, t, xt.shape).sqrt(), "1/α_t"),
     "gaussian_kl": ({"dtype": torch.float32}, kl, lambda m1, v1, m2, v2: kl(m2, v2, m1, v1), "swapped"),
+    "elbo_terms": ({"T": 20, "schedule": "cosine", "n": 3}, _elbo,
+                   lambda *args: _elbo(*args, variance_term=False), "spread of x_t"),
     "complete_the_square": ({"names": ("b", "c", "y", "z", "w")}, good,
                             lambda b, c, y, z, w: (good(b, c, y, z, w)[0], -2 * good(b, c, y, z, w)[1]),
                             "two slips at once"),
