@@ -235,7 +235,8 @@ LESSONS: tuple[Lesson, ...] = (
            browser_moves=(("type", 0), ("type", 250), ("type", 600), ("type", 999))),
     Lesson("03", "03_bayes_posterior", "Bayes posterior",
            summary="q(x_{t-1} | x_t, x_0) derived by completing the square",
-           builds="q(x_{t-1} | x_t, x_0) by completing the square (with sympy), the ELBO, L_simple",
+           builds="q(x_{t-1} | x_t, x_0) by completing the square (with sympy), the ELBO term by term (exact in 1-D), "
+                  "L_simple, noise prediction as score estimation and Langevin sampling",
            cpu_minutes="< 1", gpu_minutes="< 1", needs_data=False),
     Lesson("04", "04_training_sampling", "Training and sampling",
            summary="Algorithm 1 (L_simple) and Algorithm 2; DDPM vs DDIM",
