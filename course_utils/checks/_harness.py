@@ -357,6 +357,15 @@ def as_tensor(r: Report, out: Any, what: str) -> torch.Tensor:
     return out
 
 
+def as_tensors(r: Report, out: Any, names: tuple[str, ...], fail_msg: str) -> list[torch.Tensor]:
+    """A returned tuple of ``len(names)`` tensors, each checked by :func:`as_tensor` under its name; fails with
+    ``fail_msg`` when ``out`` is not a tuple or list of that length."""
+    __tracebackhide__ = True  # noqa: F841
+    if not isinstance(out, (tuple, list)) or len(out) != len(names):
+        r.fail(fail_msg)
+    return [as_tensor(r, v, name) for v, name in zip(out, names)]
+
+
 def close(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:
     if a.shape != b.shape:
         return False

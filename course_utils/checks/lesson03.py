@@ -192,9 +192,8 @@ def judge_posterior_mean_coefs(inputs: dict, outputs: dict) -> None:
     T, schedule, betas = inputs["T"], inputs["schedule"], inputs["betas"]
     shown = f"posterior_mean_coefs(betas ({schedule}, T={T}))"
     out = h.value(r, outputs["out"])
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        r.fail(f"{shown} should return a pair (coef1, coef2): coef1 multiplies x0, coef2 multiplies x_t.")
-    c1, c2 = (h.as_tensor(r, c, f"{shown}[{i}]") for i, c in enumerate(out))
+    c1, c2 = h.as_tensors(r, out, (f"{shown}[0]", f"{shown}[1]"),
+                          f"{shown} should return a pair (coef1, coef2): coef1 multiplies x0, coef2 multiplies x_t.")
     for i, c in enumerate((c1, c2)):
         h.check_shape_dtype(r, c, (T,), None, f"{shown}[{i}]")
     d = GaussianDiffusion(betas)
@@ -255,9 +254,7 @@ def judge_q_posterior(inputs: dict, outputs: dict) -> None:
     x0, xt, tt = inputs["x0"], inputs["xt"], inputs["t"]
     shown = f"q_posterior(x0 {h.fmt_shape(shape)}, xt, t={tt.tolist()}, betas ({schedule}, T={T}))"
     out = h.value(r, outputs["out"])
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        r.fail(f"{shown} should return a pair (mean, variance).")
-    mean, var = h.as_tensor(r, out[0], "mean"), h.as_tensor(r, out[1], "variance")
+    mean, var = h.as_tensors(r, out, ("mean", "variance"), f"{shown} should return a pair (mean, variance).")
     h.check_shape_dtype(r, mean, shape, None, "mean", " It has the shape of x_t.")
     d = GaussianDiffusion(betas)
     ref_mean, ref_var = d.q_posterior(x0, xt, tt)
@@ -695,9 +692,8 @@ def judge_elbo_terms(inputs: dict, outputs: dict) -> None:
     T, n, schedule = inputs["T"], inputs["n"], inputs["schedule"]
     shown = f"elbo_terms(x0 ({n},), betas ({schedule}, T={T}), a, b, s)"
     out = h.value(r, outputs["out"])
-    if not isinstance(out, (tuple, list)) or len(out) != 3:
-        r.fail(f"{shown} should return three tensors (L_T, L_mid, L_0).")
-    L_T, L_mid, L_0 = (h.as_tensor(r, v, f"{shown}[{i}]") for i, v in enumerate(out))
+    L_T, L_mid, L_0 = h.as_tensors(r, out, tuple(f"{shown}[{i}]" for i in range(3)),
+                                   f"{shown} should return three tensors (L_T, L_mid, L_0).")
     p = elbo_parts_1d(inputs["x0"], inputs["betas"], inputs["a"], inputs["b"], inputs["s"])
     h.check_shape_dtype(r, L_T, (n,), None, "L_T")
     if tuple(L_mid.shape) == (n, T):
