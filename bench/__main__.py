@@ -132,6 +132,37 @@ def _section_course(results: dict) -> list[str]:
     return out
 
 
+def _section_text_to_image() -> list[str]:
+    """Lesson 08's figures, from the records written beside clip16.pt and text16.pt right after training."""
+    assets = REPO / "course_utils" / "assets"
+    if not (assets / "clip16.json").exists():
+        return []
+    c = json.loads((assets / "clip16.json").read_text())
+    e = c.get("evaluation", {})
+    out = ["## Lesson 08: CLIP and text-to-image", "",
+           f"`clip16` (`{c.get('command')}`, {c.get('wall_time_s')} s of training on {c.get('threads')} CPU threads, "
+           f"{str(c.get('date', ''))[:10]}): zero-shot accuracy on the {e.get('test_images')} test images "
+           f"{e.get('zero_shot_accuracy', 0):.1%} with \"a photo of a {{class}}\", {e.get('zero_shot_accuracy_ensemble', 0):.1%} "
+           f"with the ensemble of {len(e.get('ensemble_templates', []))} templates (the supervised classifier: 90.8 %); "
+           f"text → image recall@1 {e.get('recall@1', 0):.1%} and recall@5 {e.get('recall@5', 0):.1%} among "
+           f"{e.get('retrieval_captions')} held-out captions (chance@1 {e.get('retrieval_chance@1', 0):.1%}; many "
+           f"captions are word for word the same, which caps recall@1).", ""]
+    if (assets / "text16.json").exists():
+        t = json.loads((assets / "text16.json").read_text())
+        ev = t.get("evaluation", {})
+        def pct(r, key):
+            return f"{r[key]:.1%}" if key in r else "–"
+        rows = [[w, pct(r, "class_agreement"), pct(r, "brightness_pairs_obeyed"), pct(r, "size_pairs_obeyed"),
+                 r["frechet_distance"]] for w, r in ev.get("per_w", {}).items()]
+        out += [f"`text16` (`{t.get('command')}`, {t.get('wall_time_s')} s of training on {t.get('threads')} CPU "
+                f"threads; evaluation {ev.get('sampler')}, {ev.get('samples_per_w')} samples per w, {ev.get('pairs_per_attribute')} same-noise pairs per attribute where shown): class agreement "
+                f"of the shipped classifier with the class named in \"a photo of a {{class}}\"; dark/light and "
+                f"small/large: the share of same-noise pairs whose measured attribute is ordered as the words say; "
+                f"Fréchet distance to 1,000 test images in the classifier's feature space.", "",
+                markdown_table(["w", "class agreement", "dark < light", "small < large", "Fréchet distance"], rows), ""]
+    return out
+
+
 def _section_checkpoints() -> list[str]:
     rows = []
     for meta_path in sorted((REPO / "course_utils" / "assets").glob("*.json")):
@@ -143,7 +174,7 @@ def _section_checkpoints() -> list[str]:
         rows.append([pt.name, m.get("command"), seed, m.get("wall_time_s"), m.get("threads"),
                      f"{pt.stat().st_size / 1e6:.2f} MB", (m.get("sha256") or "")[:12]])
     return ["## Shipped checkpoints", "",
-            "Loaded by lessons 04, 06 and 07 to skip training; sha256-checked at load. Rebuild one with its command.", "",
+            "Loaded by lessons 04, 06, 07 and 08 to skip training; sha256-checked at load. Rebuild one with its command.", "",
             markdown_table(["file", "command", "seed", "training wall time (s)", "threads", "size", "sha256"], rows), ""]
 
 
@@ -199,6 +230,7 @@ def render(results: dict | None = None, path: Path | None = None) -> Path:
     lines += _section_sampling(results)
     lines += _section_course(results)
     lines += gpu_check.report_lines(results)            # nothing unless bench/gpu_check.py has run on a GPU
+    lines += _section_text_to_image()
     lines += _section_checkpoints()
     path = path or REPO / "BENCHMARKS.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -22,7 +22,7 @@ import torch
 from .validation import check_clip_x0
 
 __all__ = ["sidecar_path", "sha256_file", "write_sha256", "verify_sha256", "load_verified",
-           "save_checkpoint", "load_checkpoint", "DEFAULT_CLIP_X0"]
+           "save_checkpoint", "load_checkpoint", "save_module", "load_module_payload", "DEFAULT_CLIP_X0"]
 
 # Whether the schedule of a loaded checkpoint clips x̂0 when the checkpoint does not say (files written
 # before ``clip_x0`` was stored, e.g. the shipped ddpm16 and cfg16): clipped, as documented since they shipped.
@@ -136,24 +136,57 @@ def save_checkpoint(path: str | os.PathLike, model, diffusion, meta: dict | None
     if not isinstance(clip_x0, bool):
         raise ValueError(f"clip_x0 must be True or False (do the loaded schedule's samplers clip x̂0 to "
                          f"[-1, 1]?); got {clip_x0!r}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
     payload = {
         "format": 1,
         "model_config": model.config.to_dict(),
-        "state_dict": state,
+        "state_dict": _cpu_state(model),
         "betas": diffusion.betas.detach().to("cpu", torch.float64),
         "variance": diffusion.variance,
         "clip_x0": clip_x0,
         "meta": json.loads(json.dumps(meta or {})),
     }
+    return _write_atomic(Path(path), payload)
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+            for k, v in model.state_dict().items()}
+
+
+def _write_atomic(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     torch.save(payload, tmp)
     tmp.replace(path)
     write_sha256(path)
     return path
+
+
+def save_module(path: str | os.PathLike, kind: str, model, config: dict, meta: dict | None = None) -> Path:
+    """Save any course model that is rebuilt from a plain config dict (lesson 08's CLIP and text U-Net).
+
+    The file holds ``{"format": 1, "kind": kind, "config": config, "state_dict": …, "meta": …}`` and gets a
+    ``.sha256`` sidecar; :func:`load_module_payload` reads it back for the module that knows ``kind``.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind must be a non-empty string naming the model class; got {kind!r}.")
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a plain dict (e.g. model.config.to_dict()); got {type(config).__name__}.")
+    payload = {"format": 1, "kind": kind, "config": json.loads(json.dumps(config)), "state_dict": _cpu_state(model),
+               "meta": json.loads(json.dumps(meta or {}))}
+    return _write_atomic(Path(path), payload)
+
+
+def load_module_payload(path: str | os.PathLike, kind: str, device: str | torch.device = "cpu",
+                        regenerate: str | None = None) -> dict:
+    """The payload written by :func:`save_module`, after its sha256 matches; ``kind`` must be the stored one."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}." + (f" Rebuild it with `{regenerate}`." if regenerate else ""))
+    payload = load_verified(path, map_location=device, regenerate=regenerate)
+    if not isinstance(payload, dict) or payload.get("format") != 1 or payload.get("kind") != kind:
+        raise ValueError(f"{path} is not a {kind} checkpoint (it stores kind={payload.get('kind') if isinstance(payload, dict) else None!r}).")
+    return payload
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", clip_x0: bool | None = None):

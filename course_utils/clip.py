@@ -27,7 +27,8 @@ from .attention import MultiHeadAttention
 from .validation import check_generator, check_image_batch, is_int, is_number
 
 __all__ = ["CLIPConfig", "ImageEncoder", "TextEncoder", "TransformerBlock", "CLIP", "clip_loss", "similarity",
-           "zero_shot_classify", "train_clip", "INIT_LOGIT_SCALE", "MAX_LOGIT_SCALE"]
+           "zero_shot_classify", "train_clip", "INIT_LOGIT_SCALE", "MAX_LOGIT_SCALE", "CLIP16", "CLIP16_RECIPE",
+           "save_clip", "load_clip", "retrieval_recall", "evaluate_clip", "build_clip16"]
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)   # Radford et al. 2021, §2.5: temperature τ = 0.07 at the start
 MAX_LOGIT_SCALE = math.log(100.0)       # … and the multiplier exp(logit_scale) clipped at 100
@@ -39,6 +40,7 @@ class CLIPConfig:
 
     embed_dim: int = 64                      # the shared space; 64 is plenty for 10 classes + 3 attributes
     image_channels: tuple[int, ...] = (32, 64)  # one width per stage; each stage halves: 16 → 8 → 4 px
+    image_depth: int = 2                     # convolutions per image stage: one alone reaches ~80 % zero-shot
     image_size: int = 16                     # the course's FashionMNIST size
     width: int = 64                          # the text transformer's width
     text_layers: int = 2                     # captions are ≤ 10 words from a ~50-word vocabulary
@@ -50,7 +52,7 @@ class CLIPConfig:
         def bad(name: str, expected: str, value) -> ValueError:
             return ValueError(f"CLIPConfig.{name} must be {expected}; got {value!r}.")
 
-        for name in ("embed_dim", "width", "text_layers", "heads", "mlp_ratio", "image_size"):
+        for name in ("embed_dim", "width", "text_layers", "heads", "mlp_ratio", "image_size", "image_depth"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "a positive int", getattr(self, name))
         if isinstance(self.image_channels, list):
@@ -70,20 +72,24 @@ class CLIPConfig:
 
 
 class ImageEncoder(nn.Module):
-    """A small CNN: conv3x3 → per stage [conv3x3 stride 2 → GroupNorm → GELU] → global mean pool.
+    """A small CNN: conv3x3 → per stage [conv3x3 stride 2 → GN → GELU, then ``depth − 1`` × (conv3x3 → GN →
+    GELU)] → global mean pool.
 
     Args:
         channels: one width per stage (each halves the resolution).
+        depth: convolutions per stage (the first one strided).
     Shapes:
         (B, 1, H, W) in [-1, 1] → (B, channels[-1]).
     """
 
-    def __init__(self, channels: tuple[int, ...] = (32, 64)):
+    def __init__(self, channels: tuple[int, ...] = (32, 64), depth: int = 2):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(1, channels[0], 3, padding=1), nn.GELU()]
         prev = channels[0]
         for c in channels:
             layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.GELU()]
+            for _ in range(depth - 1):
+                layers += [nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c), nn.GELU()]
             prev = c
         self.net = nn.Sequential(*layers)
         self.out_dim = prev
@@ -135,6 +141,15 @@ class TextEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: (B, L) int64, L <= max_len, each row holding one ``<eos>`` → (B, width)."""
+        x, _ = self.token_features(tokens)
+        at_eos = (tokens == C.WORD_TO_ID[C.EOS]).long().argmax(dim=1)       # (B,) first <eos>
+        return x[torch.arange(x.shape[0], device=x.device), at_eos]          # (B, width)
+
+    def token_features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every position's output (what cross-attention in lesson 08's U-Net reads) and the padding mask.
+
+        tokens: (B, L) int64 → ((B, L, width) after the final LayerNorm, (B, L) bool, True = real token).
+        """
         eos = C.WORD_TO_ID[C.EOS]
         if (not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point()
                 or tokens.shape[1] > self.max_len):
@@ -147,9 +162,7 @@ class TextEncoder(nn.Module):
         x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]   # (B, L, width)
         for block in self.blocks:
             x = block(x, mask)
-        x = self.ln_final(x)
-        at_eos = (tokens == eos).long().argmax(dim=1)                        # (B,) first <eos>
-        return x[torch.arange(x.shape[0], device=x.device), at_eos]          # (B, width)
+        return self.ln_final(x), mask
 
 
 def _check_clip_images(images, size: int) -> torch.Tensor:
@@ -174,7 +187,7 @@ class CLIP(nn.Module):
         super().__init__()
         self.config = CLIPConfig() if config is None else config
         c = self.config
-        self.image_encoder = ImageEncoder(c.image_channels)
+        self.image_encoder = ImageEncoder(c.image_channels, c.image_depth)
         self.text_encoder = TextEncoder(len(C.VOCAB), c.width, c.text_layers, c.heads, c.max_len, c.mlp_ratio)
         self.image_projection = nn.Linear(self.image_encoder.out_dim, c.embed_dim, bias=False)
         self.text_projection = nn.Linear(c.width, c.embed_dim, bias=False)
@@ -200,6 +213,19 @@ class CLIP(nn.Module):
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """texts: B prompts (≤ max_len tokens with <bos> and <eos>) → (B, embed_dim), unit L2 norm."""
         return self.encode_tokens(C.tokenize(texts, self.config.max_len))
+
+    @torch.no_grad()
+    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What a text-conditioned U-Net reads from frozen CLIP: per-token features, their mask, the embedding.
+
+        texts: B prompts (``""`` is the empty prompt, classifier-free guidance's null condition) →
+        (tokens (B, max_len, width), mask (B, max_len) bool, embedding (B, embed_dim) unit norm).
+        """
+        tokens = C.tokenize(texts, self.config.max_len).to(self.device)
+        feats, mask = self.text_encoder.token_features(tokens)
+        at_eos = (tokens == C.WORD_TO_ID[C.EOS]).long().argmax(dim=1)
+        pooled = feats[torch.arange(feats.shape[0], device=feats.device), at_eos]
+        return feats, mask, F.normalize(self.text_projection(pooled), dim=-1)
 
     def forward(self, images: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(image_emb (B, D), text_emb (B, D), clamped logit_scale 0-d) for :func:`clip_loss`."""
@@ -295,7 +321,8 @@ def zero_shot_classify(model, images: torch.Tensor, class_names, templates=("a p
 
 
 def train_clip(model: CLIP, data, steps: int, batch_size: int = 64, lr: float = 1e-3,
-               generator: torch.Generator | None = None, weight_decay: float = 0.01) -> list[float]:
+               generator: torch.Generator | None = None, weight_decay: float = 0.01,
+               warmup_steps: int = 100, loss_fn=None) -> list[float]:
     """Train on (image, :func:`~course_utils.captions.make_captions` caption) pairs with AdamW and
     :func:`clip_loss`.
 
@@ -308,8 +335,12 @@ def train_clip(model: CLIP, data, steps: int, batch_size: int = 64, lr: float = 
         data: a :class:`course_utils.data.TensorDataset` or a pair (images (N, 1, 16, 16), labels (N,)).
         steps: optimiser steps, >= 1.
         batch_size: pairs per step, in [2, N] (the loss contrasts a pair with the batch's others).
-        lr: AdamW's learning rate; weight_decay: AdamW's decoupled weight decay.
+        lr: AdamW's peak learning rate, reached after ``warmup_steps`` linear steps, then decayed to 0 on a
+            cosine (Radford et al. 2021, §2.5); weight_decay: AdamW's decoupled weight decay.
         generator: a CPU ``torch.Generator`` (or None: the global RNG).
+        loss_fn: ``loss_fn(image_emb, text_emb, logit_scale) -> 0-d tensor`` (default :func:`clip_loss`;
+            lesson 08 passes the learner's own), called with the normalised embeddings and the clamped
+            ``logit_scale``.
     Returns:
         ``steps`` floats, the loss of each step.
     """
@@ -323,19 +354,160 @@ def train_clip(model: CLIP, data, steps: int, batch_size: int = 64, lr: float = 
                          f"got {batch_size!r}.")
     if not is_number(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number, e.g. 1e-3; got {lr!r}.")
+    if loss_fn is not None and not callable(loss_fn):
+        raise ValueError(f"loss_fn must be callable as loss_fn(image_emb, text_emb, logit_scale); got "
+                         f"{type(loss_fn).__name__}.")
+    if not is_int(warmup_steps) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an int >= 0; got {warmup_steps!r}.")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    warm = max(1, min(warmup_steps, steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(     # linear warm-up, then cosine decay to 0 (as in the paper, §2.5)
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
     model.train()
     losses = []
     for _ in range(steps):
         idx = torch.randperm(images.shape[0], generator=generator)[:batch_size]
         x, y = images[idx], labels[idx].cpu()
         texts = C.make_captions(x.cpu(), y, generator=generator, max_len=model.config.max_len)
-        loss = clip_loss(*model(x, texts))
+        loss = (loss_fn or clip_loss)(*model(x, texts))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
         losses.append(loss.detach().item())
     model.eval()
     return losses
+
+
+# ----------------------------------------------------------------------------------------------
+# The shipped CLIP (``clip16``): how it is trained, measured, saved and loaded
+# ----------------------------------------------------------------------------------------------
+CLIP16 = "clip16"
+CLIP16_RECIPE = {"steps": 1000, "batch_size": 256, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 100, "seed": 0}
+_KIND = "CLIP"
+
+
+def _clip16_path(directory=None):
+    from pathlib import Path
+
+    from .pretrained import ASSETS
+    return (Path(directory) if directory is not None else ASSETS) / f"{CLIP16}.pt"
+
+
+def save_clip(path, model: CLIP, meta: dict | None = None):
+    """Write ``model`` (its config and weights) with a sha256 sidecar; :func:`load_clip` reads it."""
+    from .checkpoints import save_module
+
+    if not isinstance(model, CLIP):
+        raise ValueError(f"save_clip needs a course_utils.clip.CLIP; got {type(model).__name__}.")
+    return save_module(path, _KIND, model, model.config.to_dict(), meta)
+
+
+def load_clip(device: str | torch.device = "cpu", path=None) -> CLIP:
+    """The shipped tiny CLIP (``clip16``), sha256-checked, in eval mode with frozen weights.
+
+    ``encode_text(list[str]) -> (B, 64)`` and ``encode_image((B, 1, 16, 16) in [-1, 1]) -> (B, 64)``, both
+    L2-normalised. ``model.meta`` holds the training record (command, wall time, evaluation).
+
+    Args:
+        device: "cpu", "cuda", "auto", …; path: another file written by :func:`save_clip`.
+    """
+    from .checkpoints import load_module_payload
+    from .pretrained import BUILD_COMMAND
+    from .utils import get_device
+
+    dev = get_device(device)
+    path = _clip16_path() if path is None else path
+    payload = load_module_payload(path, _KIND, dev, regenerate=f"{BUILD_COMMAND} {CLIP16}")
+    cfg = payload["config"]
+    model = CLIP(CLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
+    model.load_state_dict(payload["state_dict"])
+    model.meta = payload["meta"]
+    return model.to(dev).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def retrieval_recall(model, images: torch.Tensor, texts: list[str], ks=(1, 5)) -> dict[str, float]:
+    """Text → image retrieval: the share of captions whose own image is among the top k of all images.
+
+    Args:
+        images: (N, 1, 16, 16) in [-1, 1]; texts: N captions, ``texts[i]`` describing ``images[i]``.
+    Returns:
+        ``{"recall@1": …, "recall@5": …}`` in [0, 1]; chance is k / N.
+    """
+    if not isinstance(texts, (list, tuple)) or len(texts) != images.shape[0]:
+        raise ValueError(f"texts must hold one caption per image ({images.shape[0]}); got "
+                         f"{len(texts) if isinstance(texts, (list, tuple)) else type(texts).__name__}.")
+    sim = torch.cat([model.encode_text(list(texts[i:i + 500])) for i in range(0, len(texts), 500)]) @ \
+        torch.cat([model.encode_image(images[i:i + 500]) for i in range(0, images.shape[0], 500)]).T   # (N, N)
+    own = sim.diagonal().unsqueeze(1)
+    rank = (sim > own).sum(dim=1)                                  # how many images beat the right one
+    return {f"recall@{k}": round(float((rank < k).float().mean()), 4) for k in ks}
+
+
+@torch.no_grad()
+def evaluate_clip(model, test_images: torch.Tensor, test_labels: torch.Tensor, retrieval_n: int = 1000,
+                  seed: int = 0) -> dict:
+    """The figures recorded beside ``clip16``: zero-shot accuracy (one template and the ensemble of
+    :data:`course_utils.captions.TEMPLATES`) and text → image recall on held-out captions."""
+    from .data import FASHION_MNIST_CLASSES
+
+    def accuracy(templates) -> float:
+        pred = torch.cat([zero_shot_classify(model, test_images[i:i + 1000], list(FASHION_MNIST_CLASSES), templates)
+                          for i in range(0, test_images.shape[0], 1000)])
+        return round(float((pred.cpu() == test_labels.cpu()).float().mean()), 4)
+
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(test_images.shape[0], generator=g)[:retrieval_n]
+    texts = C.make_captions(test_images[idx], test_labels[idx], generator=g, max_len=model.config.max_len)
+    ensemble = tuple(t.format("a {}") for t in C.TEMPLATES)
+    return {"test_images": int(test_images.shape[0]),
+            "zero_shot_accuracy": accuracy(("a photo of a {}",)),
+            "zero_shot_accuracy_ensemble": accuracy(ensemble), "ensemble_templates": list(ensemble),
+            "retrieval_captions": int(retrieval_n), **retrieval_recall(model, test_images[idx], texts),
+            "retrieval_chance@1": round(1 / retrieval_n, 4)}
+
+
+def build_clip16(directory=None, progress: bool = True, evaluate_after: bool = True, steps: int | None = None):
+    """Train the shipped CLIP from scratch (:data:`CLIP16_RECIPE`), evaluate it, write ``clip16.pt`` + record."""
+    import datetime
+    import json
+    import os
+    import platform
+    import time
+
+    from .checkpoints import sidecar_path
+    from .data import load_fashion_mnist
+    from .pretrained import BUILD_COMMAND, _git_commit
+    from .utils import set_seed
+
+    rec = {**CLIP16_RECIPE, **({"steps": steps} if steps else {})}
+    set_seed(rec["seed"])
+    data = load_fashion_mnist(train=True, image_size=16)
+    model = CLIP()
+    t0 = time.perf_counter()
+    losses = train_clip(model, data, rec["steps"], rec["batch_size"], rec["lr"],
+                        generator=torch.Generator().manual_seed(rec["seed"]), weight_decay=rec["weight_decay"],
+                        warmup_steps=rec["warmup_steps"])
+    wall = time.perf_counter() - t0
+    meta = {"name": CLIP16, "lessons": ["08"], "description": "tiny CLIP (CNN image tower, 2-layer transformer "
+            "text tower, 64-d shared space) on 16 px FashionMNIST with make_captions captions",
+            "command": f"{BUILD_COMMAND} {CLIP16}" + (f" --steps {steps}" if steps else ""),
+            "recipe": rec, "seed": rec["seed"], "model_config": model.config.to_dict(), "wall_time_s": round(wall, 1),
+            "final_loss_mean_last_100": round(sum(losses[-100:]) / len(losses[-100:]), 4),
+            "logit_scale": round(float(model.logit_scale.detach()), 4), "threads": torch.get_num_threads(),
+            "machine": f"{platform.machine()} {os.cpu_count()} logical cpus", "torch": torch.__version__,
+            "git_commit": _git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if evaluate_after:
+        test = load_fashion_mnist(train=False, image_size=16)
+        t1 = time.perf_counter()
+        meta["evaluation"] = evaluate_clip(model, test.images, test.labels)
+        meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t1, 1)
+    path = save_clip(_clip16_path(directory), model, meta)
+    meta["sha256"] = sidecar_path(path).read_text().split()[0]
+    meta["file_bytes"] = path.stat().st_size
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path

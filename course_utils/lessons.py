@@ -265,6 +265,13 @@ LESSONS: tuple[Lesson, ...] = (
            # the assessment cell then grades the shipped cfg16 (trained by this lesson's own code in full mode).
            fast_env={"COURSE_MODE": "fast", "COURSE_ASSESSMENT_CHECKPOINT": CheckpointFile("cfg16"),
                      "COURSE_ASSESSMENT_OUT": ScratchFile("course_lesson07_fast_model.pt")}),
+    Lesson("08", "08_text_to_image", "CLIP and text-to-image",
+           summary="captions from pixels, a tiny CLIP, attention, prompts that draw",
+           builds="captions from measured attributes, CLIP's contrastive loss, zero-shot with prompt ensembling, "
+                  "multi-head attention, a text-conditioned U-Net with guidance, a prompt box and guidance slider, "
+                  "image variations",
+           cpu_minutes="1–1½", gpu_minutes="< 1", checkpoints=("clip16", "text16"), test_env=_SINGLE_THREAD,
+           browser_moves=(("start", None), ("key", "End"), ("select", "a photo of a dark bag"), ("key", "Home"))),
 )
 
 

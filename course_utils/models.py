@@ -555,6 +555,14 @@ class UNet(nn.Module):
         if self.class_emb is not None:
             c = self.class_emb(y)
             emb = c if emb is None else emb + c
+        return self._denoise(x, emb)
+
+    def _middle(self, h: torch.Tensor, emb: torch.Tensor | None, **cond) -> torch.Tensor:
+        """The lowest resolution: ResBlock → (attention) → ResBlock; a subclass inserts more here."""
+        return self.mid_res2(self.mid_attn(self.mid_res1(h, emb)), emb)
+
+    def _denoise(self, x: torch.Tensor, emb: torch.Tensor | None, **cond) -> torch.Tensor:
+        """Steps 3–6 of :meth:`forward`: the down path, :meth:`_middle` (given ``cond``), the up path, the output."""
         # 3. down path: keep one skip per resolution
         h = self.conv_in(x)                                          # (B, ch[0], H, W)
         skips = []
@@ -564,7 +572,7 @@ class UNet(nn.Module):
             skips.append(h)
             h = level["resample"](h)
         # 4. middle, at the lowest resolution
-        h = self.mid_res2(self.mid_attn(self.mid_res1(h, emb)), emb)
+        h = self._middle(h, emb, **cond)
         # 5. up path: concatenate the skip of the same resolution on channels
         for level in self.up:
             h = torch.cat([h, skips.pop()], dim=1)

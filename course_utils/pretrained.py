@@ -1,4 +1,4 @@
-"""Shipped checkpoints that let lessons 04, 06 and 07 skip training, and the one command that makes them.
+"""Shipped checkpoints that let lessons 04, 06, 07 and 08 skip training, and the one command that makes them.
 
 Each checkpoint is a :func:`course_utils.checkpoints.save_checkpoint` file in ``course_utils/assets/`` with a
 ``.sha256`` sidecar (checked before ``torch.load(weights_only=True)``) and a ``.json`` record of the
@@ -8,6 +8,7 @@ Regenerate them (every recipe, or the named ones) with::
 
     python -m course_utils.pretrained build            # all recipes
     python -m course_utils.pretrained build ddpm16     # lesson 04's unconditional model only
+    python -m course_utils.pretrained build clip16 text16   # lesson 08's CLIP, then its text-to-image U-Net
     python -m course_utils.pretrained list             # what is shipped, with its record
 
 ``load_pretrained("ddpm16")`` / ``load_pretrained("cfg16")`` return ``(model, diffusion, meta)``.
@@ -33,7 +34,8 @@ from .models import UNet, UNetConfig
 from .train import TrainConfig, train
 from .validation import check_clip_x0
 
-__all__ = ["Recipe", "RECIPES", "checkpoint_path", "load_pretrained", "build", "BUILD_COMMAND"]
+__all__ = ["Recipe", "RECIPES", "OTHER_BUILDS", "ALL_NAMES", "checkpoint_path", "load_pretrained", "build",
+           "BUILD_COMMAND"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUILD_COMMAND = "python -m course_utils.pretrained build"
@@ -83,16 +85,52 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+# Lesson 08's models are not U-Net recipes: their own modules train, measure and record them
+# (name → (module, builder function, lessons, description)).
+OTHER_BUILDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "clip16": ("course_utils.clip", "build_clip16", ("08",),
+               "tiny CLIP (CNN image tower, transformer text tower) on captioned 16 px FashionMNIST; "
+               "load with course_utils.clip.load_clip()"),
+    "text16": ("course_utils.text2image", "build_text16", ("08",),
+               "text-conditioned U-Net reading the frozen clip16 (cross-attention + pooled embedding); "
+               "load with course_utils.text2image.load_text2image()"),
+}
+ALL_NAMES = (*RECIPES, *OTHER_BUILDS)
+
+
 def _check_name(name: str) -> Recipe:
     if name not in RECIPES:
-        raise ValueError(f"unknown checkpoint {name!r}; the shipped ones are {sorted(RECIPES)}.")
+        raise ValueError(f"unknown checkpoint {name!r}; the shipped ones are {sorted(ALL_NAMES)}"
+                         + (" (this one is not a U-Net recipe: see OTHER_BUILDS)." if name in OTHER_BUILDS else "."))
     return RECIPES[name]
 
 
 def checkpoint_path(name: str, directory: str | os.PathLike | None = None) -> Path:
     """Where checkpoint ``name`` lives: ``course_utils/assets/<name>.pt`` unless ``directory`` is given."""
-    _check_name(name)
+    if name not in OTHER_BUILDS:
+        _check_name(name)
     return (Path(directory) if directory is not None else ASSETS) / f"{name}.pt"
+
+
+def _evaluate_other(name: str, directory=None) -> dict:
+    """The figures of lesson 08's shipped models, recomputed from the files (the same code the build records)."""
+    from .data import load_fashion_mnist
+
+    if name == "clip16":
+        from .clip import evaluate_clip, load_clip
+        test = load_fashion_mnist(train=False, image_size=16)
+        return evaluate_clip(load_clip(path=checkpoint_path(name, directory)), test.images, test.labels)
+    from .text2image import evaluate_text2image, load_text2image
+    model, diffusion, clip, _ = load_text2image(path=checkpoint_path(name, directory))
+    return evaluate_text2image(model, diffusion, clip)
+
+
+def _build_other(name: str, directory, progress: bool, evaluate_after: bool, steps: int | None) -> Path:
+    import importlib
+
+    module, fn, _, _ = OTHER_BUILDS[name]
+    return getattr(importlib.import_module(module), fn)(directory, progress=progress, evaluate_after=evaluate_after,
+                                                       steps=steps)
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu", directory: str | os.PathLike | None = None,
@@ -177,6 +215,8 @@ def build(name: str, directory: str | os.PathLike | None = None, progress: bool 
     from .schedules import linear_betas
     from .utils import set_seed
 
+    if name in OTHER_BUILDS:
+        return _build_other(name, directory, progress, evaluate_after, steps)
     r = _check_name(name)
     if r.notebook is not None:
         return _build_from_notebook(r, directory, evaluate_after, steps)
@@ -287,18 +327,23 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train and write the named checkpoints (default: all)")
-    b.add_argument("names", nargs="*", help=f"recipes to build, of {sorted(RECIPES)} (default: all)")
+    b.add_argument("names", nargs="*", help=f"checkpoints to build, of {list(ALL_NAMES)} (default: all, in that "
+                                            f"order: text16 needs clip16)")
     b.add_argument("--out-dir", default=None, help="write there instead of course_utils/assets/")
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--no-eval", action="store_true", help="skip the quality figures (faster)")
     b.add_argument("--steps", type=int, default=None, help="override the recipe's steps (trial builds only)")
     sub.add_parser("list", help="print each recipe and the record of its shipped checkpoint")
-    e = sub.add_parser("evaluate", help="recompute the recorded quality figures (weights unchanged)")
+    e = sub.add_parser("evaluate", help="recompute the recorded quality figures (weights unchanged; for clip16 and "
+                                        "text16 printed, the record kept as built)")
     e.add_argument("names", nargs="+")
     e.add_argument("--dir", default=None)
     a = p.parse_args(argv)
     if a.cmd == "evaluate":
         for name in a.names:
+            if name in OTHER_BUILDS:                  # lesson 08: recompute and print (the record stays as built)
+                print(f"{name}: {json.dumps(_evaluate_other(name, a.dir))}")
+                continue
             path = reevaluate(name, a.dir)
             print(f"{path}: {json.dumps(json.loads(path.with_suffix('.json').read_text())['evaluation'])}")
         return 0
@@ -309,10 +354,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} (lessons {', '.join(r.lessons)}): {r.description}")
             print(f"  shipped: {'yes' if info else 'no'}; wall time {info.get('wall_time_s', '–')} s on "
                   f"{info.get('device', '–')}; command `{info.get('command', BUILD_COMMAND + ' ' + name)}`")
+        for name, (_, _, lessons, description) in OTHER_BUILDS.items():
+            rec = checkpoint_path(name).with_suffix(".json")
+            info = json.loads(rec.read_text()) if rec.exists() else {}
+            print(f"{name} (lessons {', '.join(lessons)}): {description}")
+            print(f"  shipped: {'yes' if info else 'no'}; wall time {info.get('wall_time_s', '–')} s; "
+                  f"command `{info.get('command', BUILD_COMMAND + ' ' + name)}`")
+            if info.get("evaluation"):
+                print(f"  evaluation: {json.dumps(info['evaluation'])}")
         return 0
-    names = a.names or list(RECIPES)
+    names = a.names or list(ALL_NAMES)
     for name in names:
-        _check_name(name)
+        if name not in OTHER_BUILDS:
+            _check_name(name)
     for name in names:
         path = build(name, a.out_dir, progress=not a.no_progress, evaluate_after=not a.no_eval, steps=a.steps)
         rec = json.loads(path.with_suffix(".json").read_text())

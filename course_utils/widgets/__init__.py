@@ -11,6 +11,7 @@ module                          lesson   public names
                                          ``ReverseTrajectoryExplorer``,
                                          ``reverse_trajectory_explorer``, ``reverse_process_animation``
 :mod:`.guidance`                06       ``GuidanceExplorer``, ``guidance_explorer``, ``guidance_sweep``
+:mod:`.text_to_image`           08       ``TextToImageExplorer``, ``text_to_image_explorer``, ``prompt_sweep``
 :mod:`._base`                   all      the figure/render mixin ``_FigureWidget`` and image helpers
 ==============================  =======  ======================================================
 
@@ -19,7 +20,7 @@ A new lesson's widget is a new module beside these, added to the imports below.
 
 ipywidgets is imported inside the functions, so importing ``course_utils`` never needs Jupyter. Only API
 common to ipywidgets 7.7 (Colab) and 8 is used: ``IntSlider``, ``ToggleButtons``, ``Image``, ``HBox``,
-``VBox``, ``Layout``, ``Dropdown``, ``SelectionSlider`` and ``observe(handler, names="value")``.
+``VBox``, ``Layout``, ``Dropdown``, ``SelectionSlider``, ``Text``, ``Button``, ``HTML`` and ``observe(handler, names="value")``.
 Everything a widget shows is computed once up front; moving a control only calls ``set_data`` on
 existing artists and re-renders one small PNG.
 """
@@ -31,6 +32,7 @@ from .guidance import GuidanceExplorer, guidance_explorer, guidance_sweep
 from .posterior import GaussianMixture1D, PosteriorExplorer, empirical_posterior, posterior_explorer
 from .reverse_trajectory import (ReverseTrajectoryExplorer, Trajectory, collect_trajectory,
                                  reverse_process_animation, reverse_trajectory_explorer)
+from .text_to_image import TextToImageExplorer, prompt_sweep, text_to_image_explorer
 
 __all__ = [
     "DenoiserExplorer", "denoiser_explorer",                                           # lesson 01
@@ -39,4 +41,5 @@ __all__ = [
     "Trajectory", "collect_trajectory", "ReverseTrajectoryExplorer", "reverse_trajectory_explorer",
     "reverse_process_animation",                                                        # lesson 04
     "GuidanceExplorer", "guidance_explorer", "guidance_sweep",                          # lesson 06
+    "TextToImageExplorer", "text_to_image_explorer", "prompt_sweep",                    # lesson 08
 ]

@@ -96,11 +96,11 @@ def test_cpu_minutes_hold_for_the_measured_run_times():
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=FOLDERS)
 def test_checkpoints_are_the_ones_the_notebook_names(lesson):
-    from course_utils.pretrained import RECIPES
+    from course_utils.pretrained import ALL_NAMES
 
     text = lesson.notebook().read_text(encoding="utf-8")
-    assert set(lesson.checkpoints) <= set(RECIPES)
-    assert {name for name in RECIPES if name in text} == set(lesson.checkpoints)
+    assert set(lesson.checkpoints) <= set(ALL_NAMES)
+    assert {name for name in ALL_NAMES if name in text} == set(lesson.checkpoints)
     for value in lesson.fast_env.values():
         if isinstance(value, CheckpointFile):
             assert value.name in lesson.checkpoints
@@ -110,7 +110,7 @@ def test_browser_moves_belong_to_lessons_with_a_widget():
     for lesson in LESSONS:
         if lesson.browser_moves:
             assert "course_utils.widgets" in lesson.notebook().read_text(encoding="utf-8"), lesson.folder
-    assert [lesson.id for lesson in LESSONS if lesson.browser_moves] == ["02", "04", "06"]
+    assert [lesson.id for lesson in LESSONS if lesson.browser_moves] == ["02", "04", "06", "08"]
 
 
 def test_environment_resolves_checkpoints_and_scratch_files(tmp_path):

@@ -140,7 +140,8 @@ def test_package_re_exports_every_public_name_of_every_widget_module():
     import course_utils.widgets as package
 
     modules = [p.stem for p in WIDGET_SOURCES if not p.stem.startswith("_")]
-    assert set(modules) == {"denoiser", "forward_diffusion", "posterior", "reverse_trajectory", "guidance"}
+    assert set(modules) == {"denoiser", "forward_diffusion", "posterior", "reverse_trajectory", "guidance",
+                            "text_to_image"}
     names = []
     for m in modules:
         mod = importlib.import_module(f"course_utils.widgets.{m}")
@@ -393,3 +394,71 @@ def test_guidance_explorer_bad_inputs():
         guidance_explorer(_l06_model(), d, ws=(0.0, 0.0))
     with pytest.raises(ValueError, match="len\\(ws\\)"):
         guidance_explorer(_l06_model(), d, ws=(0.0, 1.0), samples=torch.zeros(3, 3, 2, 1, 8, 8))
+
+
+# ------------------------------------------------------------------ lesson 08: the text-to-image explorer
+# Text (value, placeholder), Button (description, on_click) and HTML (value) are the same in ipywidgets 7.7 and 8.
+WIDGET_API_7_AND_8 |= {"Text", "Button", "HTML"}
+
+
+@pytest.fixture(scope="module")
+def t2i():
+    from course_utils.clip import CLIP, CLIPConfig
+    from course_utils.schedules import linear_betas
+    from course_utils.text2image import TextUNet, TextUNetConfig
+    from course_utils.models import UNetConfig
+    from course_utils.widgets import text_to_image_explorer
+
+    torch.manual_seed(0)
+    clip = CLIP(CLIPConfig(embed_dim=16, image_channels=(8, 16), width=16, text_layers=1, heads=2)).eval()
+    model = TextUNet(TextUNetConfig(unet=UNetConfig(channels=(8, 16), attention=True), context_dim=16, embed_dim=16,
+                                    heads=2)).eval()
+    torch.nn.init.normal_(model.conv_out.weight, std=0.3)
+    d = GaussianDiffusion(linear_betas(30))
+    ex = text_to_image_explorer(model, d, clip, ["a photo of a bag", "a dark coat"], ws=(0.0, 2.0, 5.0), n=2,
+                                num_steps=3, live_steps=2, seed=1)
+    return model, d, clip, ex
+
+
+def test_text_to_image_explorer_moves(t2i):
+    _, _, _, ex = t2i
+    shown = lambda: np.ma.getdata(ex.image_artist.get_array()).copy()      # noqa: E731
+    assert ex.w == 2.0 and ex.prompt == "a photo of a bag" and bytes(ex.image.value).startswith(b"\x89PNG")
+    before, renders = shown(), ex.renders
+    ex.slider.value = 5.0
+    assert ex.renders == renders + 1 and not np.allclose(np.nan_to_num(shown()), np.nan_to_num(before))
+    ex.prompt_picker.value = "a dark coat"
+    assert "a dark coat" in ex.title.get_text() and list(ex.w_line.get_xdata()) == [5.0, 5.0]
+    np.testing.assert_allclose(ex.score_line.get_ydata(), ex.scores["a dark coat"].numpy())
+    # a new prompt is drawn live, joins the dropdown and is shown
+    ex.prompt_box.value = "a small sneaker"
+    ex._on_generate()
+    assert ex.prompt == "a small sneaker" and "a small sneaker" in ex.prompt_picker.options
+    assert ex.samples["a small sneaker"].shape == (3, 2, 1, 16, 16)
+    # a bad prompt is reported in the widget, not raised
+    ex.prompt_box.value = "a " * 12 + "bag"
+    ex._on_generate()
+    assert "tokens long" in ex.status.value and ex.prompt == "a small sneaker"
+
+
+def test_prompt_sweep_uses_one_noise_for_every_w(t2i):
+    from course_utils.text2image import encode_prompts, sample
+    from course_utils.widgets import prompt_sweep
+
+    model, d, clip, _ = t2i
+    x, score = prompt_sweep(model, d, clip, "a bag", (0.0, 3.0), n=2, num_steps=3, seed=4)
+    noise = torch.randn((2, 1, 16, 16), generator=torch.Generator().manual_seed(4))
+    ref = sample(model, d, encode_prompts(clip, ["a bag"] * 2), encode_prompts(clip, ["", ""]), 3.0, 3, 4, x_T=noise)
+    torch.testing.assert_close(x[1], ref)
+    emb = clip.encode_text(["a bag"])
+    torch.testing.assert_close(score[1], (clip.encode_image(x[1]) @ emb.T).mean())
+
+
+def test_text_to_image_explorer_bad_inputs(t2i):
+    from course_utils.widgets import text_to_image_explorer
+
+    model, d, clip, _ = t2i
+    with pytest.raises(ValueError, match="distinct"):
+        text_to_image_explorer(model, d, clip, ["a bag"], ws=(1.0, 1.0))
+    with pytest.raises(ValueError, match="non-empty list"):
+        text_to_image_explorer(model, d, clip, [])
