@@ -152,14 +152,20 @@ def _section_text_to_image() -> list[str]:
         ev = t.get("evaluation", {})
         def pct(r, key):
             return f"{r[key]:.1%}" if key in r else "–"
-        rows = [[w, pct(r, "class_agreement"), pct(r, "brightness_pairs_obeyed"), pct(r, "size_pairs_obeyed"),
-                 r["frechet_distance"]] for w, r in ev.get("per_w", {}).items()]
+        rows = [[w, pct(r, "class_agreement"), pct(r, "class_agreement_typical_prompt"), pct(r, "brightness_pairs_obeyed"),
+                 pct(r, "size_pairs_obeyed"), r["frechet_distance"]] for w, r in ev.get("per_w", {}).items()]
         out += [f"`text16` (`{t.get('command')}`, {t.get('wall_time_s')} s of training on {t.get('threads')} CPU "
                 f"threads; evaluation {ev.get('sampler')}, {ev.get('samples_per_w')} samples per w, {ev.get('pairs_per_attribute')} same-noise pairs per attribute where shown): class agreement "
                 f"of the shipped classifier with the class named in \"a photo of a {{class}}\"; dark/light and "
                 f"small/large: the share of same-noise pairs whose measured attribute is ordered as the words say; "
                 f"Fréchet distance to 1,000 test images in the classifier's feature space.", "",
-                markdown_table(["w", "class agreement", "dark < light", "small < large", "Fréchet distance"], rows), ""]
+                markdown_table(["w", "class agreement", "… with the typical prompt", "dark < light", "small < large",
+                                "Fréchet distance"], rows), "",
+                f"The typical prompt names the class's most common attribute bands ({'; '.join(ev.get('typical_prompts', []))}): "
+                f"in these captions an unnamed attribute means its middle band, and e.g. every training sneaker is "
+                f"\"wide\", so \"a photo of a sneaker\" asks for a sneaker that never occurred. The EMA's share of the "
+                f"first training step ({t.get('ema_start_removed')}) was removed after training "
+                f"(`course_utils.train.remove_ema_start`).", ""]
     return out
 
 

@@ -216,7 +216,7 @@ def read_exercises(path: str | os.PathLike) -> dict[str, tuple[str, float]]:
 # ---------------------------------------------------------------------------------------- the registry
 # CPU minutes: measured by `python -m bench.course_runtime --no-grading` on an idle 2-core CPU, with two torch
 # threads and with one (OMP_NUM_THREADS=1): "2–3" is 2 minutes on two threads, 3 on one (2026-12-02: 04 118 s
-# and 171 s, 05 52 s and 78 s (both re-measured after their CPU sizes shrank), 06 46 s and 57 s, 01 23 s and 27 s, 02 16 s and 18 s, 03 15 s and 17 s); GPU
+# and 171 s, 05 52 s and 78 s (both re-measured after their CPU sizes shrank), 06 46 s and 57 s, 01 23 s and 27 s, 02 16 s and 18 s, 03 15 s and 17 s; 2026-12-03: 08 91 s and 137 s); GPU
 # minutes on an H100-class GPU.
 _SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 # ↑ The notebook samples thousands of small images: one torch thread per kernel keeps its test runs (nbval,
@@ -270,7 +270,7 @@ LESSONS: tuple[Lesson, ...] = (
            builds="captions from measured attributes, CLIP's contrastive loss, zero-shot with prompt ensembling, "
                   "multi-head attention, a text-conditioned U-Net with guidance, a prompt box and guidance slider, "
                   "image variations",
-           cpu_minutes="1–1½", gpu_minutes="< 1", checkpoints=("clip16", "text16"), test_env=_SINGLE_THREAD,
+           cpu_minutes="1½–2½", gpu_minutes="< 1", checkpoints=("clip16", "text16"), test_env=_SINGLE_THREAD,
            browser_moves=(("start", None), ("key", "End"), ("select", "a photo of a dark bag"), ("key", "Home"))),
 )
 

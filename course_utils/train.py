@@ -39,7 +39,7 @@ from .utils import get_device, set_seed
 from .validation import is_int, is_number
 
 __all__ = ["TrainConfig", "TrainState", "TrainResult", "train", "save_checkpoint", "load_checkpoint",
-           "resolve_amp_dtype"]
+           "resolve_amp_dtype", "remove_ema_start"]
 
 
 @dataclass
@@ -256,6 +256,34 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
     model.eval()
     ema.module.eval()
     return TrainResult(model, ema.module, losses, wall, step * B * world / wall, cfg)
+
+
+@torch.no_grad()
+def remove_ema_start(ema_model: nn.Module, first_model: nn.Module, decay: float, updates: int) -> nn.Module:
+    """Take the first weights' share out of an EMA: the bias correction of an exponential average.
+
+    :func:`train`'s EMA (torch's ``AveragedModel``) copies the weights after step 1, θ_1, then averages:
+    after ``updates`` steps ``ema = β^(n−1)·θ_1 + Σ_{s=2..n} (1 − β)·β^(n−s)·θ_s`` with β = ``decay``. When
+    n is not much larger than 1 / (1 − β), θ_1 — barely trained — keeps a visible share (β = 0.999 after
+    2400 steps: 9 %) and the samples look speckled. Subtracting it and renormalising,
+    ``(ema − β^(n−1)·θ_1) / (1 − β^(n−1))``, leaves the same exponential weights over steps 2 … n, summing to 1
+    (the correction Adam applies to its moment estimates, Kingma & Ba 2015, §3).
+
+    Args:
+        ema_model: the EMA model (changed in place and returned); first_model: the weights after step 1
+            (``train`` with ``steps=1`` and the same config and seed reproduces them on the same machine).
+        decay: β; updates: n, the number of EMA updates (the steps trained), >= 2.
+    """
+    if not is_number(decay) or not 0.0 < decay < 1.0:
+        raise ValueError(f"decay must be the EMA's β in (0, 1); got {decay!r}.")
+    if not is_int(updates) or updates < 2:
+        raise ValueError(f"updates must be an int >= 2 (one copy, then at least one average); got {updates!r}.")
+    share = decay ** (updates - 1)
+    first = dict(first_model.state_dict())
+    for name, v in ema_model.state_dict().items():
+        if v.is_floating_point():
+            v.copy_((v - share * first[name].to(v)) / (1.0 - share))
+    return ema_model
 
 
 # ----------------------------------------------------------------------------------------------

@@ -207,3 +207,30 @@ def test_callback_returning_true_stops_training_early():
                 TrainConfig(steps=6, batch_size=32, device="cpu", progress=False, log_every=2),
                 callbacks=[lambda s: "figure"])
     assert len(res.losses) == 6
+
+
+def test_remove_ema_start_is_the_exponential_average_of_steps_2_to_n():
+    """torch's AveragedModel EMA over a known sequence θ_1 … θ_n, corrected, equals the normalised weights
+    (1 − β)·β^(n−s) over s = 2 … n computed directly."""
+    from course_utils.train import remove_ema_start
+
+    beta, n = 0.9, 12
+    thetas = [torch.full((3,), float(s) ** 1.5) + torch.arange(3.0) * s for s in range(1, n + 1)]
+    net = torch.nn.Linear(3, 1, bias=False)
+    ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(beta),
+                                              use_buffers=True)
+    for th in thetas:
+        with torch.no_grad():
+            net.weight.copy_(th[None])
+        ema.update_parameters(net)
+    first = torch.nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(thetas[0][None])
+    corrected = remove_ema_start(ema.module, first, beta, n).weight.detach()[0]
+    w = torch.tensor([(1 - beta) * beta ** (n - s) for s in range(2, n + 1)], dtype=torch.float64)
+    direct = (w[:, None] * torch.stack(thetas[1:]).double()).sum(0) / w.sum()
+    torch.testing.assert_close(corrected.double(), direct, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="decay"):
+        remove_ema_start(ema.module, first, 1.0, n)
+    with pytest.raises(ValueError, match="updates"):
+        remove_ema_start(ema.module, first, beta, 1)
