@@ -555,6 +555,7 @@ class UNet(nn.Module):
         if self.class_emb is not None:
             c = self.class_emb(y)
             emb = c if emb is None else emb + c
+        # 3. down path, middle, up path and output: _denoise (lesson 08's TextUNet shares it)
         return self._denoise(x, emb)
 
     def _middle(self, h: torch.Tensor, emb: torch.Tensor | None, **cond) -> torch.Tensor:
