@@ -8,6 +8,13 @@ A caption is made from the class (with a synonym drawn from a small fixed table)
 * **size**: the fraction of the frame the item fills → "small" / "large", nothing in the middle band;
 * **shape**: width / height of the foreground's bounding box → "tall" / "wide", nothing in the middle.
 
+A word earned by the pixels is written only with probability :data:`MENTION_PROBABILITY` (½), drawn anew
+for every caption, as people leave out most of what they could say. This matters for a text-to-image model:
+if every dark item were always called "dark", then "a photo of a sneaker" would mean *a sneaker that is
+neither dark nor light, neither small nor large, neither tall nor wide* — a sneaker FashionMNIST hardly has
+(nearly every sneaker is wide), and a model trained on such captions draws something else for the bare
+name. With words left out at random, silence means "any".
+
 Each attribute's two thresholds are the 1/3 and 2/3 quantiles of the measurement on the training split
 (:func:`attribute_thresholds`), so each of the three bands (low, neutral, high) holds about a third of the
 images. The numbers are stored as constants below (``BRIGHTNESS_THRESHOLDS`` …) so captions never depend
@@ -33,7 +40,7 @@ from .validation import as_batch_vector, check_generator, check_image_batch, is_
 __all__ = [
     "CLASS_SYNONYMS", "TEMPLATES", "ATTRIBUTE_WORDS", "FOREGROUND_LEVEL", "BRIGHTNESS_THRESHOLDS",
     "SIZE_THRESHOLDS", "ASPECT_THRESHOLDS", "THRESHOLDS", "measure_attributes", "attribute_thresholds",
-    "attribute_levels", "make_captions", "class_prompt", "SPECIAL_TOKENS", "PAD", "BOS", "EOS", "UNK",
+    "attribute_levels", "MENTION_PROBABILITY", "make_captions", "class_prompt", "SPECIAL_TOKENS", "PAD", "BOS", "EOS", "UNK",
     "VOCAB", "WORD_TO_ID", "split_words", "tokenize", "detokenize",
 ]
 
@@ -77,6 +84,10 @@ BRIGHTNESS_THRESHOLDS = (-0.045, 0.242)   # mean foreground intensity, in [-1, 1
 SIZE_THRESHOLDS = (0.426, 0.605)          # fraction of the 16x16 frame covered by foreground pixels
 ASPECT_THRESHOLDS = (0.750, 1.067)        # bounding-box width / height
 THRESHOLDS = {"brightness": BRIGHTNESS_THRESHOLDS, "size": SIZE_THRESHOLDS, "aspect": ASPECT_THRESHOLDS}
+
+# The chance that a caption names an attribute the pixels earned (each attribute, each caption, drawn
+# anew): silence then means "any" rather than "the middle band" (see the module docstring).
+MENTION_PROBABILITY = 0.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,11 +194,12 @@ def _pick(options: tuple, generator: torch.Generator | None):
 
 
 def make_captions(images: torch.Tensor, labels, generator: torch.Generator | None = None,
-                  max_len: int = 12) -> list[str]:
+                  max_len: int = 12, mention: float = MENTION_PROBABILITY) -> list[str]:
     """One caption per image, from its class and its measured attributes.
 
-    For each image, in order, the generator draws: a synonym of the class (:data:`CLASS_SYNONYMS`), a word
-    for each non-neutral attribute that has several ("light" / "light-coloured"), and a template among the
+    For each image, in order, the generator draws: a synonym of the class (:data:`CLASS_SYNONYMS`); for each
+    non-neutral attribute, whether the caption names it (probability ``mention``) and, if it does and the
+    attribute has several words, which one ("light" / "light-coloured"); and a template among the
     :data:`TEMPLATES` whose caption fits in ``max_len`` tokens with ``<bos>`` and ``<eos>`` (``"{}"`` always
     fits). Same images, labels and generator seed → same captions.
 
@@ -196,6 +208,8 @@ def make_captions(images: torch.Tensor, labels, generator: torch.Generator | Non
         labels: (B,) int64 class labels in [0, 9] (an int or a list of ints is accepted too).
         generator: a CPU ``torch.Generator`` (or None: the global RNG).
         max_len: the tokenizer's row length the captions must fit in (CLIPConfig.max_len).
+        mention: the probability in [0, 1] that a non-neutral attribute is named (1: always, as a
+            measurement report would; 0: class names only).
     Returns:
         B strings, e.g. ``"a photo of a large dark sneaker"``.
     """
@@ -203,6 +217,9 @@ def make_captions(images: torch.Tensor, labels, generator: torch.Generator | Non
     check_generator(generator, torch.device("cpu"), "the caption choices (drawn on the CPU)")
     if not is_int(max_len) or max_len < 3:
         raise ValueError(f"max_len must be an int >= 3 (<bos>, one word, <eos>); got {max_len!r}.")
+    if not is_number(mention) or not 0 <= float(mention) <= 1:
+        raise ValueError(f"mention must be a probability in [0, 1] (the chance a caption names an attribute); "
+                         f"got {mention!r}.")
     if isinstance(labels, (list, tuple)) and all(is_int(y) for y in labels):
         labels = torch.tensor(labels, dtype=torch.long).reshape(-1)
     labels = as_batch_vector(
@@ -218,7 +235,7 @@ def make_captions(images: torch.Tensor, labels, generator: torch.Generator | Non
         words = []
         for attr in ("size", "aspect", "brightness"):      # the English adjective order
             level = int(levels[attr][i])
-            if level:
+            if level and float(torch.rand((), generator=generator)) < mention:
                 words.append(_pick(ATTRIBUTE_WORDS[attr][0 if level < 0 else 1], generator))
         phrase = _fix_articles(" ".join(["a", *words, name]))
         fitting = tuple(t for t in TEMPLATES if len(split_words(t.format(phrase))) + 2 <= max_len)

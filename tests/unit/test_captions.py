@@ -49,7 +49,7 @@ def test_attributes_move_the_right_way():
                                                                    _square(5, 0.1, width=12)])))
     assert tall_wide["aspect"].tolist() == [-1, 1]
     caps = C.make_captions(torch.cat([bright_large, dim_small]), torch.tensor([7, 8]),
-                           generator=torch.Generator().manual_seed(0))
+                           generator=torch.Generator().manual_seed(0), mention=1.0)
     assert "large" in caps[0] and "light" in caps[0] and ("sneaker" in caps[0] or "trainer" in caps[0])
     assert "small" in caps[1] and "dark" in caps[1] and "bag" in caps[1]
 
@@ -62,6 +62,28 @@ def test_neutral_band_says_nothing():
     assert slo < C.measure_attributes(img)["size"].item() < shi
     cap = C.make_captions(img, torch.tensor([3]), generator=torch.Generator().manual_seed(1))[0]
     assert not {"dark", "light", "small", "large", "tall", "wide"} & set(C.split_words(cap)), cap
+
+
+def test_earned_words_are_named_at_the_mention_rate():
+    """Each attribute the pixels earn is named with probability `mention`, independently: with ½, about half
+    of 2,000 light large images say "light", half say "large", a quarter say neither (binomial bounds)."""
+    n = 2000
+    images = _square(14, 0.9).expand(n, -1, -1, -1).contiguous()        # large and light, aspect neutral
+    g = torch.Generator().manual_seed(0)
+    caps = C.make_captions(images, torch.full((n,), 8), generator=g)
+    light = torch.tensor(["light" in C.split_words(c) for c in caps], dtype=torch.float)
+    large = torch.tensor(["large" in C.split_words(c) for c in caps], dtype=torch.float)
+    sd = (0.25 / n) ** 0.5
+    assert abs(light.mean() - C.MENTION_PROBABILITY) < 4 * sd and abs(large.mean() - C.MENTION_PROBABILITY) < 4 * sd
+    neither = ((1 - light) * (1 - large)).mean()
+    assert abs(neither - 0.25) < 4 * (0.25 * 0.75 / n) ** 0.5
+    assert all("light" in c and "large" in c
+               for c in C.make_captions(images[:50], torch.full((50,), 8), generator=g, mention=1.0))
+    assert all(not {"light", "large"} & set(C.split_words(c))
+               for c in C.make_captions(images[:50], torch.full((50,), 8), generator=g, mention=0.0))
+    for bad in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ValueError, match="mention"):
+            C.make_captions(images[:2], torch.full((2,), 8), mention=bad)
 
 
 def test_thresholds_are_quantiles():
