@@ -431,9 +431,11 @@ def finish_text16(ema: TextUNet, diffusion: GaussianDiffusion, clip, meta: dict,
 def typical_prompts(template: str = "a photo of a {}") -> list[str]:
     """One prompt per class with the class's most common attribute words in the training captions.
 
-    "a photo of a sneaker" says nothing about size or shape, and in our captions silence means the middle
-    band — but 100 % of the training sneakers are "wide" and 92 % "small", so that prompt asks for a sneaker
-    that never occurs. The typical prompt ("a photo of a small wide sneaker") names the usual bands.
+    "a photo of a sneaker" says nothing about size or shape; the typical prompt ("a photo of a small wide
+    sneaker": 100 % of the training sneakers are "wide", 92 % "small") names the usual bands. When captions
+    named every earned attribute, silence meant the middle band and the bare prompt asked for a sneaker that
+    never occurs; since captions leave each word out at random (:data:`course_utils.captions.MENTION_PROBABILITY`)
+    the two prompts should agree about as often — the evaluation measures both.
     """
     from .data import load_fashion_mnist
 

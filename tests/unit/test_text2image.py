@@ -178,10 +178,10 @@ def test_generate_contract():
 
 
 def test_text16_record_meets_the_figures():
-    """The recorded evaluation of the shipped text16 (computed right after the build): prompts naming the class's
-    usual attribute bands are followed (≥ 90 % class agreement at the lesson's w), guidance raises the agreement
-    of bare class prompts, and same-noise attribute pairs are ordered as the words say. Bare "a photo of a
-    {class}" prompts reach less (sneakers: see typical_prompts), which the test pins from below."""
+    """The recorded evaluation of the shipped text16 (computed right after the build): the class named in "a photo
+    of a {class}" is recognised in ≥ 90 % of the samples at the lesson's w (the issue's goal), and so is the class
+    of the prompts naming its usual attribute bands; guidance raises the agreement of bare class prompts; same-noise
+    attribute pairs are ordered as the words say."""
     meta = json.loads((ASSETS / "text16.json").read_text())
     assert meta["clip_sha256"] == (ASSETS / "clip16.pt.sha256").read_text().split()[0]
     assert meta["ema_start_removed"] == pytest.approx(T.TEXT16_RECIPE["ema_decay"] ** (T.TEXT16_RECIPE["steps"] - 1),
@@ -189,7 +189,7 @@ def test_text16_record_meets_the_figures():
     per_w = meta["evaluation"]["per_w"]
     row = per_w[str(T.LESSON_W)]
     assert row["class_agreement_typical_prompt"] >= 0.90, row
-    assert row["class_agreement"] >= 0.70, row
+    assert row["class_agreement"] >= 0.90, row
     assert per_w["0.0"]["class_agreement"] < row["class_agreement"] < per_w["5.0"]["class_agreement"]
     assert row["brightness_pairs_obeyed"] >= 0.90 and row["size_pairs_obeyed"] >= 0.90, row
     assert len(meta["evaluation"]["typical_prompts"]) == 10
@@ -202,10 +202,13 @@ def test_typical_prompts_name_the_usual_bands(fashion_data):
 
 
 def test_text16_follows_typical_prompts_recomputed(fashion_data):
-    """Class agreement recomputed on fresh samples (another seed than the record's): ≥ 85 % of 100."""
+    """Class agreement recomputed on fresh samples (another seed than the record's), for the typical and for the
+    bare class prompts: ≥ 85 % of 100 each (the record's 300 samples reach more; 100 leave a few points of noise)."""
     from course_utils.metrics import class_agreement
 
     prompts = T.typical_prompts()
     y = torch.arange(10).repeat_interleave(10)
-    x = T.generate([prompts[int(k)] for k in y], w=T.LESSON_W, num_steps=20, seed=11)
-    assert class_agreement(x, y) >= 0.85
+    x = T.generate([prompts[int(k)] for k in y] + [C.class_prompt(int(k)) for k in y], w=T.LESSON_W, num_steps=20,
+                   seed=11)
+    typical, bare = class_agreement(x[:100], y), class_agreement(x[100:], y)
+    assert typical >= 0.85 and bare >= 0.85, (typical, bare)
