@@ -40,8 +40,8 @@ from .validation import as_batch_vector, check_generator, check_image_batch, is_
 __all__ = [
     "CLASS_SYNONYMS", "TEMPLATES", "ATTRIBUTE_WORDS", "FOREGROUND_LEVEL", "BRIGHTNESS_THRESHOLDS",
     "SIZE_THRESHOLDS", "ASPECT_THRESHOLDS", "THRESHOLDS", "measure_attributes", "attribute_thresholds",
-    "attribute_levels", "MENTION_PROBABILITY", "make_captions", "class_prompt", "SPECIAL_TOKENS", "PAD", "BOS", "EOS", "UNK",
-    "VOCAB", "WORD_TO_ID", "split_words", "tokenize", "detokenize",
+    "attribute_levels", "MENTION_PROBABILITY", "make_captions", "class_prompt", "SPECIAL_TOKENS", "PAD", "BOS",
+    "EOS", "UNK", "VOCAB", "WORD_TO_ID", "split_words", "tokenize", "detokenize",
 ]
 
 # ----------------------------------------------------------------------------------------------

@@ -212,3 +212,19 @@ def test_text16_follows_typical_prompts_recomputed(fashion_data):
                    seed=11)
     typical, bare = class_agreement(x[:100], y), class_agreement(x[100:], y)
     assert typical >= 0.85 and bare >= 0.85, (typical, bare)
+
+
+def test_evaluate_text2image_at_tiny_sizes(fashion_data):
+    """The evaluation's rows at tiny sizes: every w gets agreement and Fréchet distance, only the pair ws get the
+    typical-prompt agreement and the attribute pairs; every share lies in [0, 1]; the same seed repeats it."""
+    model, diffusion, clip, _ = T.load_text2image()
+    kw = dict(per_class=1, ws=(0.0, 2.0), pair_ws=(2.0,), pairs_per_class=1, num_steps=2)
+    r = T.evaluate_text2image(model, diffusion, clip, **kw)
+    assert r["samples_per_w"] == 10 and r["pairs_per_attribute"] == 10 and len(r["typical_prompts"]) == 10
+    assert set(r["per_w"]["0.0"]) == {"class_agreement", "frechet_distance"}
+    assert set(r["per_w"]["2.0"]) == {"class_agreement", "frechet_distance", "class_agreement_typical_prompt",
+                                      "brightness_pairs_obeyed", "size_pairs_obeyed"}
+    for row in r["per_w"].values():
+        assert row["frechet_distance"] > 0
+        assert all(0 <= v <= 1 for k, v in row.items() if k != "frechet_distance"), row
+    assert T.evaluate_text2image(model, diffusion, clip, **kw) == r
