@@ -6,6 +6,9 @@ Fast: nothing is executed. The rules, each with a test of the rule itself on a s
   (markdown, or a code comment) may appeal to a lecture, a slide, a deck or the DLI course — *except on a
   line that starts with "Source:" or "Sources:"* (after any list, quote or heading markers), the one place
   where a lesson cites the deck or paper it follows, as a reference. "slider" is a widget, not a slide.
+* **Doing, not only transcribing.** Every lesson has at least two "predict, then run" prompts
+  (``my_guess_<name> = None`` before the cell that shows the answer, which prints the guess beside it) and
+  one open "*Try this:*" experiment.
 """
 from __future__ import annotations
 
@@ -183,3 +186,58 @@ def test_markdown_tables_render_with_every_row_complete(path):
     bad = [f"cell {i}: {p}" for i, cell in enumerate(_cells(path)) if cell.cell_type == "markdown"
            for table in markdown_tables(cell.source) for p in table_problems(table)]
     assert not bad, "broken markdown tables:\n" + "\n".join(bad)
+
+
+# --- doing, not only transcribing ----------------------------------------------------------------------
+# Every lesson (solutions/NN_*/) asks at least twice for a guess before a cell shows the answer: a code cell
+# assigns `my_guess_<something> = None`, and a LATER code cell uses that name again (it prints the guess
+# beside the measured value, so the learner compares the two). And it proposes at least one open
+# experiment: a markdown cell with "Try this".
+
+LESSON_NOTEBOOKS = sorted(REPO.glob("solutions/0*/*.ipynb"))
+GUESS = re.compile(r"^\s*(my_guess_\w+)\s*=", re.MULTILINE)
+TRY_THIS = re.compile(r"\bTry this\b")
+
+
+def doing_problems(cells: list[tuple[str, str]]) -> list[str]:
+    """What a lesson lacks of the rule above; ``cells`` are (cell_type, source) pairs in order."""
+    first = {}
+    for i, (kind, src) in enumerate(cells):
+        if kind == "code":
+            for name in GUESS.findall(src):
+                first.setdefault(name, i)
+    shown = {name for name, i in first.items()
+             if any(kind == "code" and re.search(rf"\b{name}\b", src) for kind, src in cells[i + 1:])}
+    bad = []
+    if len(shown) < 2:
+        unused = sorted(set(first) - shown)
+        bad.append(f"{len(shown)} 'predict, then run' prompt(s) whose guess a later cell shows, need 2"
+                   + (f" (never used again: {', '.join(unused)})" if unused else ""))
+    if not any(kind == "markdown" and TRY_THIS.search(src) for kind, src in cells):
+        bad.append("no open '*Try this:*' experiment")
+    return bad
+
+
+def test_the_doing_rule_itself():
+    guess = lambda n: ("code", f"my_guess_{n} = None   # your guess, e.g. 0.5")               # noqa: E731
+    answer = lambda n: ("code", f"print(f'measured 0.4; your guess: {{my_guess_{n}}}')")       # noqa: E731
+    try_this = ("markdown", "*Try this:* change `lr` and re-run.")
+    assert doing_problems([guess("a"), answer("a"), guess("b"), answer("b"), try_this]) == []
+    assert doing_problems([guess("a"), guess("b"), answer("a"), answer("b"), try_this]) == []
+    # a guess nobody looks at again is not a prediction that gets checked
+    assert doing_problems([guess("a"), answer("a"), guess("b"), ("code", "x = 1"), try_this]) == \
+        ["1 'predict, then run' prompt(s) whose guess a later cell shows, need 2 (never used again: my_guess_b)"]
+    # the same prompt twice counts once; a use in markdown or before the prompt does not count
+    assert doing_problems([guess("a"), answer("a"), guess("a"), answer("a"), try_this])
+    assert doing_problems([guess("a"), answer("a"), ("markdown", "`my_guess_b`"), guess("b"),
+                           ("markdown", "your guess: my_guess_b"), try_this])
+    assert doing_problems([answer("b"), guess("a"), answer("a"), guess("b"), try_this])
+    # my_guess_a is not my_guess_ab
+    assert doing_problems([guess("a"), guess("ab"), answer("ab"), try_this])
+    assert doing_problems([guess("a"), answer("a"), guess("b"), answer("b")]) == ["no open '*Try this:*' experiment"]
+
+
+@pytest.mark.parametrize("path", LESSON_NOTEBOOKS, ids=[str(p.relative_to(REPO)) for p in LESSON_NOTEBOOKS])
+def test_every_lesson_asks_for_predictions_and_an_experiment(path):
+    bad = doing_problems([(c.cell_type, c.source) for c in _cells(path)])
+    assert not bad, "the lesson only tells, it does not ask:\n" + "\n".join(bad)
