@@ -5,6 +5,7 @@ module                          lesson   public names
 ==============================  =======  ======================================================
 :mod:`.denoiser`                01       ``DenoiserExplorer``, ``denoiser_explorer``
 :mod:`.forward_diffusion`       02       ``ForwardDiffusionExplorer``, ``forward_diffusion_explorer``
+:mod:`.ink_drop`                02       ``ink_drop_animation``, ``ink_drop_frame_steps``
 :mod:`.posterior`               03       ``GaussianMixture1D``, ``empirical_posterior``,
                                          ``PosteriorExplorer``, ``posterior_explorer``
 :mod:`.reverse_trajectory`      04       ``Trajectory``, ``collect_trajectory``,
@@ -29,6 +30,7 @@ from __future__ import annotations
 from .denoiser import DenoiserExplorer, denoiser_explorer
 from .forward_diffusion import ForwardDiffusionExplorer, forward_diffusion_explorer
 from .guidance import GuidanceExplorer, guidance_explorer, guidance_sweep
+from .ink_drop import ink_drop_animation, ink_drop_frame_steps
 from .posterior import GaussianMixture1D, PosteriorExplorer, empirical_posterior, posterior_explorer
 from .reverse_trajectory import (ReverseTrajectoryExplorer, Trajectory, collect_trajectory,
                                  reverse_process_animation, reverse_trajectory_explorer)
@@ -37,6 +39,7 @@ from .text_to_image import TextToImageExplorer, prompt_sweep, text_to_image_expl
 __all__ = [
     "DenoiserExplorer", "denoiser_explorer",                                           # lesson 01
     "ForwardDiffusionExplorer", "forward_diffusion_explorer",                           # lesson 02
+    "ink_drop_animation", "ink_drop_frame_steps",                                       # lesson 02
     "GaussianMixture1D", "empirical_posterior", "PosteriorExplorer", "posterior_explorer",  # lesson 03
     "Trajectory", "collect_trajectory", "ReverseTrajectoryExplorer", "reverse_trajectory_explorer",
     "reverse_process_animation",                                                        # lesson 04

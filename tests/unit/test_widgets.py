@@ -140,8 +140,8 @@ def test_package_re_exports_every_public_name_of_every_widget_module():
     import course_utils.widgets as package
 
     modules = [p.stem for p in WIDGET_SOURCES if not p.stem.startswith("_")]
-    assert set(modules) == {"denoiser", "forward_diffusion", "posterior", "reverse_trajectory", "guidance",
-                            "text_to_image"}
+    assert set(modules) == {"denoiser", "forward_diffusion", "ink_drop", "posterior", "reverse_trajectory",
+                            "guidance", "text_to_image"}
     names = []
     for m in modules:
         mod = importlib.import_module(f"course_utils.widgets.{m}")
@@ -316,6 +316,61 @@ def _strip_last(anim):
     from course_utils.widgets.reverse_trajectory import _trajectory_strips
 
     return _trajectory_strips(anim.trajectory)[0][-1].numpy()
+
+
+# ------------------------------------------------------------------ lesson 02: the ink drop animation
+def test_ink_drop_animation_builds_and_moves_the_cloud_and_its_marginals():
+    from matplotlib.animation import FuncAnimation
+
+    from course_utils.origins import ink_drop
+    from course_utils.schedules import linear_betas
+    from course_utils.widgets import ink_drop_animation, ink_drop_frame_steps
+
+    points = torch.rand(300, 2, generator=torch.Generator().manual_seed(0)) * 0.4 - 0.2     # a small square drop
+    betas = linear_betas(60, 1e-3, 0.2)
+    ddpm = ink_drop(points, betas, generator=torch.Generator().manual_seed(1))
+    brown = ink_drop(points, betas, generator=torch.Generator().manual_seed(1), shrink=False)
+    anim = ink_drop_animation({"DDPM": ddpm, "Brownian": brown}, n_frames=4, lim=3.0, bins=12, dpi=30)
+    assert isinstance(anim, FuncAnimation) and anim.steps == [0, 20, 40, 60] == ink_drop_frame_steps(60, 4)
+    title, panels = anim.artists
+    assert len(panels) == 2 and "after 0 of T = 60 steps" in title.get_text()
+    before = np.asarray(panels[0]["hist_x"].get_data().values).copy()
+    html = anim.to_jshtml()                                           # draws every frame: the last one stays
+    assert "<script" in html and html.count("data:image/png;base64") == 4
+    assert "after 60 of T = 60 steps" in title.get_text()
+    np.testing.assert_allclose(panels[0]["scatter"].get_offsets(), ddpm[60].numpy())
+    after = np.asarray(panels[0]["hist_x"].get_data().values)
+    edges = np.linspace(-3, 3, 13)
+    expected = np.histogram(ddpm[60, :, 0].numpy(), bins=edges)[0] / (300 * 0.5)           # a density on the box
+    np.testing.assert_allclose(after, expected, atol=1e-6)
+    assert before.max() > 2 * after.max()                            # the peaked drop has spread out
+    std = ddpm[60].std(dim=0, unbiased=False)
+    assert f"std x {float(std[0]):.2f}" in panels[0]["text"].get_text()
+    assert float(brown[60].std()) > 1.5 * float(ddpm[60].std())     # no shrink: it keeps spreading
+    one = ink_drop_animation(ddpm, n_frames=2, dpi=30)                # a bare tensor: one panel
+    assert len(one.artists[1]) == 1 and one.steps == [0, 60]
+    assert one.to_jshtml().count("data:image/png;base64") == 2
+
+
+def test_ink_drop_animation_bad_inputs():
+    from course_utils.widgets import ink_drop_animation, ink_drop_frame_steps
+
+    tr = torch.zeros(5, 3, 2)
+    with pytest.raises(ValueError, match=r"must be a float tensor of shape \(T \+ 1, N, 2\)"):
+        ink_drop_animation(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="same number of steps"):
+        ink_drop_animation({"a": tr, "b": torch.zeros(6, 3, 2)})
+    with pytest.raises(ValueError, match="a dict of 1 to 3 of them"):
+        ink_drop_animation([tr])
+    with pytest.raises(ValueError, match="n_frames must be an int ≥ 2"):
+        ink_drop_animation(tr, n_frames=1)
+    with pytest.raises(ValueError, match="lim must be a positive number"):
+        ink_drop_animation(tr, lim=0)
+    with pytest.raises(ValueError, match="bins must be an int ≥ 2"):
+        ink_drop_animation(tr, bins=1.5)
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        ink_drop_frame_steps(0, 3)
+    assert ink_drop_frame_steps(3, 10) == [0, 1, 2, 3]
 
 
 # ------------------------------------------------------------------ lesson 06: the guidance explorer
