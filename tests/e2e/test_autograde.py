@@ -63,7 +63,7 @@ def test_summary_csv_lists_every_student_and_exercise(graded):
     by = {r["student"]: r for r in rows}
     assert by["solution"]["status"] == "graded" and float(by["solution"]["score"]) == TOTAL
     assert by["empty_file"]["status"] == "not gradable"
-    assert by["nan_returned"]["ex5-q-sample-tests"] == "0" and by["nan_returned"]["ex1-linear-betas-tests"] == "1"
+    assert by["bad_outputs"]["ex5-q-sample-tests"] == "0" and by["bad_outputs"]["ex1-linear-betas-tests"] == "1"
 
 
 def test_rerun_is_idempotent_and_resumes(graded):
@@ -166,8 +166,9 @@ def test_every_test_cell_can_be_decided_outside(lesson):
 
 
 def test_prepare_restores_a_deleted_test_cell_after_its_answer():
+    """ex5's test cell deleted and ex3's moved above its answer: both are put back right after their answers."""
     release, solution = release_and_solution()
-    raw = ROBUSTNESS["test_cell_deleted"].build(release, solution)
+    raw = ROBUSTNESS["test_cells_tampered"].build(release, solution)
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "x.ipynb"
@@ -175,6 +176,7 @@ def test_prepare_restores_a_deleted_test_cell_after_its_answer():
         prep = prepare_submission(p, release)
     ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in prep.notebook["cells"]]
     assert ids.index("ex5-q-sample-tests") == ids.index("ex5-q-sample") + 1
-    assert any("was deleted" in f for f in prep.flags)
+    assert ids.index("ex3-forward-step-tests") == ids.index("ex3-forward-step") + 1
+    assert any("was deleted" in f for f in prep.flags) and any("was moved" in f for f in prep.flags)
 
 

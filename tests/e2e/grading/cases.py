@@ -33,8 +33,14 @@ TOTAL = 11
 class Case:
     build: Callable[[dict, dict], bytes]
     expected: float
-    flag: str | None
+    flag: str | tuple[str, ...] | None
     what: str
+    lost: tuple[str, ...] | None = None      # the test cells that must score 0 (None: only the total is judged)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The substrings the grader's flags must contain, each in some flag."""
+        return () if self.flag is None else (self.flag,) if isinstance(self.flag, str) else tuple(self.flag)
 
 
 def _meta(cell):
@@ -90,18 +96,41 @@ def _solution(release, solution):
     return _dump(answered(release, solution))
 
 
-def _delete_test(release, solution):
-    nb = answered(release, solution)
-    nb["cells"] = [c for c in nb["cells"] if _meta(c).get("grade_id") != "ex5-q-sample-tests"]
-    return _dump(nb)
+def _delete_test(nb: dict, gid: str = "ex5-q-sample") -> dict:
+    nb["cells"] = [c for c in nb["cells"] if _meta(c).get("grade_id") != f"{gid}-tests"]
+    return nb
 
 
-def _move_test(release, solution):
-    nb = answered(release, solution)
-    i = next(i for i, c in enumerate(nb["cells"]) if _meta(c).get("grade_id") == "ex5-q-sample-tests")
+def _move_test(nb: dict, gid: str = "ex5-q-sample") -> dict:
+    i = next(i for i, c in enumerate(nb["cells"]) if _meta(c).get("grade_id") == f"{gid}-tests")
     cell = nb["cells"].pop(i)
-    j = next(j for j, c in enumerate(nb["cells"]) if _meta(c).get("grade_id") == "ex5-q-sample")
+    j = next(j for j, c in enumerate(nb["cells"]) if _meta(c).get("grade_id") == gid)
     nb["cells"].insert(j, cell)                       # above its answer: it would test nothing
+    return nb
+
+
+def _raise_points(nb: dict, gid: str = "ex5-q-sample") -> dict:
+    _cell(nb, f"{gid}-tests")["metadata"]["nbgrader"]["points"] = 100
+    return nb
+
+
+def _tampered_tests(release, solution):
+    """Three edits of three exercises' test cells in one notebook: each is repaired from the source on its own."""
+    nb = _move_test(_delete_test(answered(release, solution), "ex5-q-sample"), "ex3-forward-step")
+    return _dump(_raise_points(nb, "ex6-snr"))
+
+
+def _bad_outputs(release, solution):
+    """Three answers that return the wrong kind of tensor, in three exercises: each costs only its own points."""
+    nb = answered(release, solution)
+    for gid, old, new in (("ex5-q-sample", "return (a_bar.sqrt()", "return float('nan') * (a_bar.sqrt()"),
+                          ("ex3-forward-step", "return torch.sqrt(1 - beta) * x_prev",
+                           "return (torch.sqrt(1 - beta) * x_prev).flatten(1)"),
+                          ("ex2-to-model-range", "return images.float() / 127.5 - 1.0",
+                           "return images.double() / 127.5 - 1.0")):
+        cell = _cell(nb, gid)
+        assert old in _src(cell), (gid, old)
+        cell["source"] = _src(cell).replace(old, new)
     return _dump(nb)
 
 
@@ -109,12 +138,6 @@ def _edit_test(release, solution):
     nb = answered(release, solution)
     _cell(nb, "ex5-q-sample-tests")["source"] = "pass  # tests removed"
     _cell(nb, "ex5-q-sample")["source"] = "def q_sample(x0, t, alphas_cumprod, noise):\n    return x0\n"
-    return _dump(nb)
-
-
-def _raise_points(release, solution):
-    nb = answered(release, solution)
-    _cell(nb, "ex5-q-sample-tests")["metadata"]["nbgrader"]["points"] = 100
     return _dump(nb)
 
 
@@ -154,11 +177,11 @@ CASES: dict[str, Case] = {
     "exception_in_one_answer": Case(_replace_body("ex1-linear-betas", "return torch.linspace",
                                                   "raise RuntimeError('oops')\n    return torch.linspace"),
                                     TOTAL - 1, None, "ex1 raises; the others are still graded"),
-    "test_cell_deleted": Case(_delete_test, TOTAL, "was deleted", "ex5's test cell deleted (restored, graded)"),
-    "test_cell_moved": Case(_move_test, TOTAL, "was moved", "ex5's test cell moved above its answer"),
+    "test_cells_tampered": Case(_tampered_tests, TOTAL, ("was deleted", "was moved", "metadata"),
+                                "ex5's test cell deleted, ex3's moved above its answer, ex6's worth 100 points in "
+                                "the metadata (each restored from the source and graded)", lost=()),
     "test_cell_edited": Case(_edit_test, TOTAL - 2, "locked cell was edited",
                              "ex5's tests replaced by `pass` and a wrong q_sample"),
-    "points_raised": Case(_raise_points, TOTAL, "metadata", "ex5's test cell worth 100 points in the metadata"),
     "test_cell_to_markdown": Case(_test_to_markdown, TOTAL - 2, "metadata",
                                   "ex5's test cell turned into markdown and a wrong q_sample"),
     "hard_coded_visible_answer": Case(
@@ -174,14 +197,9 @@ CASES: dict[str, Case] = {
               "torch.testing.assert_close = lambda *a, **k: None\n"),
         TOTAL, "review", "torch.allclose / assert_close patched; the answer itself is right, so it earns its "
         "points (judged outside) and is flagged"),
-    "nan_returned": Case(_replace_body("ex5-q-sample", "return (a_bar.sqrt()", "return float('nan') * (a_bar.sqrt()"),
-                         TOTAL - 2, None, "q_sample returns NaN"),
-    "wrong_shape": Case(_replace_body("ex3-forward-step", "return torch.sqrt(1 - beta) * x_prev",
-                                      "return (torch.sqrt(1 - beta) * x_prev).flatten(1)"),
-                        TOTAL - 2, None, "forward_step flattens its output"),
-    "wrong_dtype": Case(_replace_body("ex2-to-model-range", "return images.float() / 127.5 - 1.0",
-                                      "return images.double() / 127.5 - 1.0"),
-                        TOTAL - 1, None, "to_model_range returns float64"),
+    "bad_outputs": Case(_bad_outputs, TOTAL - 5, None,
+                        "q_sample returns NaN, forward_step flattens its output, to_model_range returns float64",
+                        lost=("ex5-q-sample-tests", "ex3-forward-step-tests", "ex2-to-model-range-tests")),
     "wrong_device": Case(_replace_body("ex2-to-model-range", "return images.float() / 127.5 - 1.0",
                                        "return (images.float() / 127.5 - 1.0).to('meta')"),
                          TOTAL - 1, None, "to_model_range returns a tensor on the meta device"),
