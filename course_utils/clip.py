@@ -142,8 +142,16 @@ class TextEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: (B, L) int64, L <= max_len, each row holding one ``<eos>`` → (B, width)."""
         x, _ = self.token_features(tokens)
+        return self.pool(x, tokens)
+
+    @staticmethod
+    def pool(features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The sentence's vector: each row's output at its first ``<eos>`` (Radford et al. 2021, §2.4).
+
+        features: (B, L, width) from :meth:`token_features`; tokens: (B, L) int64 → (B, width).
+        """
         at_eos = (tokens == C.WORD_TO_ID[C.EOS]).long().argmax(dim=1)       # (B,) first <eos>
-        return x[torch.arange(x.shape[0], device=x.device), at_eos]          # (B, width)
+        return features[torch.arange(features.shape[0], device=features.device), at_eos]
 
     def token_features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every position's output (what cross-attention in lesson 08's U-Net reads) and the padding mask.
@@ -223,8 +231,7 @@ class CLIP(nn.Module):
         """
         tokens = C.tokenize(texts, self.config.max_len).to(self.device)
         feats, mask = self.text_encoder.token_features(tokens)
-        at_eos = (tokens == C.WORD_TO_ID[C.EOS]).long().argmax(dim=1)
-        pooled = feats[torch.arange(feats.shape[0], device=feats.device), at_eos]
+        pooled = self.text_encoder.pool(feats, tokens)                      # the same vector encode_text uses
         return feats, mask, F.normalize(self.text_projection(pooled), dim=-1)
 
     def forward(self, images: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

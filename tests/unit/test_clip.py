@@ -70,6 +70,23 @@ def test_embeddings_unit_norm_and_shapes():
     torch.testing.assert_close(s, e_i @ e_t[:2].T)
 
 
+def test_text_features_embedding_is_encode_text_and_pools_at_the_first_eos():
+    """The frozen-CLIP features the text U-Net reads give the same sentence vector as encode_text, and pooling
+    picks each row's <eos> position (checked by an explicit loop over the rows)."""
+    torch.manual_seed(0)
+    model = K.CLIP().eval()
+    prompts = ["a photo of a bag", "", "a small dark sneaker"]
+    feats, mask, emb = model.text_features(prompts)
+    torch.testing.assert_close(emb, model.encode_text(prompts))
+    tokens = C.tokenize(prompts, model.config.max_len)
+    pooled = model.text_encoder.pool(feats, tokens)
+    eos = C.WORD_TO_ID[C.EOS]
+    for b in range(len(prompts)):
+        first = tokens[b].tolist().index(eos)
+        torch.testing.assert_close(pooled[b], feats[b, first])
+        assert bool(mask[b, first]) and not bool(mask[b, first + 1:].any())
+
+
 def test_text_encoder_pools_at_eos_and_ignores_padding():
     torch.manual_seed(0)
     model = K.CLIP().eval()
