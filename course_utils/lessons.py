@@ -258,8 +258,8 @@ LESSONS: tuple[Lesson, ...] = (
                           ("key", "ArrowRight"))),
     Lesson("07", "07_final_assessment", "Final assessment",
            summary="assemble, train a class-conditional model, pass the classifier",
-           builds="assemble, train a class-conditional model (≈ 14 min on a CPU), pass the shipped classifier "
-                  "(90 %, configurable)",
+           builds="assemble, choose the noise schedule (linear or cosine), train a class-conditional model "
+                  "(≈ 14 min on a CPU), pass the shipped classifier (90 %, configurable)",
            cpu_minutes="≈ 14", cpu_is_training=True, gpu_minutes="≈ 2", checkpoints=("cfg16",),
            # COURSE_MODE=fast: 30 training steps (≤ 90 s on a CPU) instead of the ≈ 14-minute assessment run;
            # the assessment cell then grades the shipped cfg16 (trained by this lesson's own code in full mode).
