@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import course_runtime, gpu_check, sampling, time_to_quality, train_throughput
+from . import course_runtime, gpu_check, loss_weighting, sampling, time_to_quality, train_throughput
 from .common import REPO, markdown_table, read_results
 
 # name → (main, its arguments, the extra arguments of a quick run)
@@ -29,6 +29,9 @@ BENCHES = {
     "sampling": (sampling.main, ["--device", "{device}"],
                  ["--samples", "32", "--ddpm-samples", "4", "--steps", "10", "--etas", "0"]),
     "course_runtime": (course_runtime.main, [], ["--lessons", "02_forward_diffusion", "--no-grading"]),
+    "loss_weighting": (loss_weighting.main, ["--device", "{device}", "--amp", "bf16"],
+                       ["--steps", "4", "--limit", "1024", "--samples", "8", "--sample-steps", "5", "--real", "64",
+                        "--bpd-images", "4", "--bpd-terms", "3"]),
 }
 
 GOALS_NOTE = ("Goals from the performance issue: time to quality ≥ 2× the diffusers baseline on CPU; on a GPU "
@@ -112,6 +115,30 @@ def _section_sampling(results: dict) -> list[str]:
                 f"the {r['real_images']} test images. One network evaluation costs "
                 f"{r['gflop_per_forward_image']} GFLOP per image.", "", _machine_line(r), "",
                 sampling.table(r), ""]
+    return out
+
+
+def _section_loss_weighting(results: dict) -> list[str]:
+    out, r = _start("Loss weighting: the true bound vs L_simple (after Ho et al. 2020, Table 1)", results,
+                    "loss_weighting_cpu", "loss_weighting")
+    if r is None:
+        return out
+    tr, s, b = r["train"], r["sampler"], r["bits_per_dim"]
+    seeds = sorted({row["seed"] for row in r["rows"]})
+    out += [f"Two U-Nets ({tr['model']}) trained on 16 px FashionMNIST with `course_utils.train`, "
+            f"identical except for the loss: L_simple, or `course_utils.likelihood.loss_vlb` (the true bound's "
+            f"weights λ_t = β_t² / (2σ_t² α_t (1 − ᾱ_t)), σ_t² = β̃_t); {tr['steps']} steps, batch {tr['batch']}, "
+            f"lr {tr['lr']}, {tr['warmup_steps']} warm-up steps, EMA {tr['ema_decay']} (its start removed), "
+            f"amp {tr['amp']}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+            f"{' (one seed: no range)' if len(seeds) == 1 else ' (ranges over seeds)'}. Fréchet distance: "
+            f"{s['samples']} samples ({s['name']}, x̂0 clipped) against {r['frechet']['real_test_images']} test "
+            f"images in the shipped classifier's feature space. Bits/dim: the negative ELBO of {b['test_images']} "
+            f"test images ({b['estimate']}; {b['decoder']}). Held-out losses: each loss on "
+            f"{r['frechet']['real_test_images']} test images. The paper's CIFAR-10 rows are for orientation only "
+            "(other data, other metric).", "", _machine_line(r), ""]
+    if r.get("note"):
+        out += [f"Note: {r['note']}.", ""]
+    out += [loss_weighting.table(r), ""]
     return out
 
 
@@ -236,6 +263,7 @@ def render(results: dict | None = None, path: Path | None = None) -> Path:
     lines += _section_throughput(results)
     lines += _section_ttq(results)
     lines += _section_sampling(results)
+    lines += _section_loss_weighting(results)
     lines += _section_course(results)
     lines += gpu_check.report_lines(results)            # nothing unless bench/gpu_check.py has run on a GPU
     lines += _section_text_to_image()

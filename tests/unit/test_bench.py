@@ -174,3 +174,53 @@ def test_measuring_scripts_run_at_tiny_sizes(tmp_path):
     tq = json.loads((tmp_path / "time_to_quality_cpu.json").read_text())
     assert [c["name"] for c in tq["contenders"]] == ["ours", "diffusers"]
     assert all(c["curve"] and c["steps_run"] >= 3 for c in tq["contenders"])
+
+
+def _fake_loss_weighting(seeds=(0,)):
+    machine = _fake_results()["time_to_quality_cpu"]["machine"]
+    rows = []
+    for seed in seeds:
+        for name, fd, bpd in (("L_simple", 10.0 + seed, 3.5), ("L_vlb", 20.0 + seed, 3.4)):
+            rows.append({"name": name, "seed": seed, "train_s": 100.0, "frechet_distance": fd, "bits_per_dim": bpd,
+                         "held_out_losses": {"L_simple": 0.05, "L_vlb": 0.01}})
+    from bench import loss_weighting
+    return {"machine": machine, "command": "python -m bench.loss_weighting", "wall_time_s": 1, "note": "beside x",
+            "paper": loss_weighting.PAPER, "rows": rows,
+            "train": {"model": "UNet channels (32, 64), unconditional", "steps": 600, "batch": 128, "lr": 2e-3,
+                      "warmup_steps": 100, "ema_decay": 0.995, "amp": "bf16"},
+            "sampler": {"name": "DDPM respaced to 50 steps", "samples": 500},
+            "frechet": {"real_test_images": 1000},
+            "bits_per_dim": {"test_images": 100, "estimate": "stratified: 50 of the 999 KL terms",
+                             "decoder": "discretised Gaussian"},
+            "ddpm16": {"steps": 3000, "frechet_distance": 9.0, "bits_per_dim": 3.6,
+                       "held_out_losses": {"L_simple": 0.04, "L_vlb": 0.012}}}
+
+
+def test_loss_weighting_section_shows_each_loss_ddpm16_and_the_paper(tmp_path):
+    text = report.render({**_fake_results(), "loss_weighting_cpu": _fake_loss_weighting()}, tmp_path / "L.md").read_text()
+    assert "## Loss weighting: the true bound vs L_simple (after Ho et al. 2020, Table 1)" in text
+    assert "| L_simple (600 steps, 1 seed) | 10 | 3.5 | 0.05 | 0.01 | 100 |" in text
+    assert "| L_vlb (600 steps, 1 seed) | 20 | 3.4 | 0.05 | 0.01 | 100 |" in text
+    assert "| ddpm16, shipped (L_simple, 3000 steps) | 9 | 3.6 | 0.04 | 0.012 | – |" in text
+    assert "| paper, CIFAR-10: L (true bound, fixed isotropic Σ) | FID 13.51 | ≤ 3.7 | – | – | – |" in text
+    assert "(one seed: no range)" in text and "Note: beside x." in text
+    two = report.render({"loss_weighting_cpu": _fake_loss_weighting(seeds=(0, 1))}, tmp_path / "M.md").read_text()
+    assert "| L_vlb (600 steps, 2 seeds) | 20 – 21 | 3.4 | 0.05 | 0.01 | 100 |" in two
+    assert "(ranges over seeds)" in two
+    none = report.render({}, tmp_path / "N.md").read_text()
+    assert "Not measured yet: run `python -m bench --only loss_weighting`." in none
+
+
+@pytest.mark.slow
+def test_loss_weighting_runs_at_tiny_sizes(tmp_path):
+    """bench/loss_weighting.py end to end at tiny sizes (not a measurement): both losses train, are sampled and
+    scored, and ddpm16 gets its bits/dim."""
+    require_data()
+    from bench import loss_weighting
+    assert loss_weighting.main(["--steps", "3", "--limit", "512", "--samples", "4", "--sample-steps", "3",
+                                "--real", "16", "--bpd-images", "2", "--bpd-terms", "2", "--device", "cpu",
+                                "--out", str(tmp_path)]) == 0
+    r = json.loads((tmp_path / "loss_weighting_cpu.json").read_text())
+    assert [row["name"] for row in r["rows"]] == ["L_simple", "L_vlb"]
+    assert all(row["bits_per_dim"] > 0 and row["frechet_distance"] > 0 for row in r["rows"])
+    assert r["ddpm16"]["bits_per_dim"] > 0 and r["bits_per_dim"]["kl_terms_per_image"] == 2
