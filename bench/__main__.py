@@ -149,6 +149,8 @@ def _section_course(results: dict) -> list[str]:
     out += [_machine_line(r), "", course_runtime.table(r), ""]
     if r.get("grading_rows_from"):
         out += [f"The autograde columns are older: `{r['grading_rows_from']}`.", ""]
+    if r.get("note"):
+        out += [r["note"], ""]
     cfg16 = REPO / "course_utils" / "assets" / "cfg16.json"
     if cfg16.exists():
         m = json.loads(cfg16.read_text())

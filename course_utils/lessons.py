@@ -216,8 +216,11 @@ def read_exercises(path: str | os.PathLike) -> dict[str, tuple[str, float]]:
 # ---------------------------------------------------------------------------------------- the registry
 # CPU minutes: measured by `python -m bench.course_runtime --no-grading` on an idle 2-core CPU, with two torch
 # threads and with one (OMP_NUM_THREADS=1): "2–3" is 2 minutes on two threads, 3 on one (2026-12-02: 04 118 s
-# and 171 s, 05 52 s and 78 s (both re-measured after their CPU sizes shrank), 06 46 s and 57 s, 01 23 s and 27 s, 02 16 s and 18 s, 03 15 s and 17 s; 2026-12-03: 08 91 s and 137 s); GPU
-# minutes on an H100-class GPU.
+# and 171 s, 05 52 s and 78 s (both re-measured after their CPU sizes shrank), 06 46 s and 57 s, 01 23 s and 27 s, 02 16 s and 18 s, 03 15 s and 17 s; 2026-12-03: 08 91 s and 137 s,
+# on an AMD EPYC VM). 2026-12-03, another VM (Intel Xeon, 2 logical CPUs; bench/results/course_runtime_cpu.json) ran
+# every lesson 2–3× faster: 01 9/11 s, 02 7/7, 03 8/9, 04 35/44 (after its CPU sizes shrank: 200 training steps, 4
+# samples per sampler; ≈ 92/130 s on the AMD VM by the ratio), 05 20/29, 06 17/25, 08 34/49. The minutes cover the
+# slower machine. GPU minutes on an H100-class GPU.
 _SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 # ↑ The notebook samples thousands of small images: one torch thread per kernel keeps its test runs (nbval,
 #   the autograde of several submissions) inside nbgrader's cell timeout on a shared 2-core machine, where
@@ -242,7 +245,7 @@ LESSONS: tuple[Lesson, ...] = (
            summary="Algorithm 1 (L_simple) and Algorithm 2; DDPM vs DDIM",
            builds="L_simple, a training step, the reverse step and loop (Algorithms 1 and 2), a reverse-trajectory "
                   "scrubber and animation, σ² = β vs β̃ and DDPM vs DDIM-50 measured",
-           cpu_minutes="2–3", gpu_minutes="< 1 (+ full training ≈ 2)", checkpoints=("ddpm16",),
+           cpu_minutes="1½–2", gpu_minutes="< 1 (+ full training ≈ 2)", checkpoints=("ddpm16",),
            test_env=_SINGLE_THREAD,
            browser_moves=(("start", None), ("key", "End"), ("type", 2), ("key", "ArrowRight"))),
     Lesson("05", "05_time_embeddings", "Time embeddings",
