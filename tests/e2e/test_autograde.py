@@ -85,8 +85,11 @@ def test_rerun_is_idempotent_and_resumes(graded):
 def test_command_line_prints_table_and_attention_list(graded, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "course_utils.autograde", LESSON, str(graded["flat"]),
                            "--course", str(REPO), "--source", str(graded["source"]), "--out", str(graded["out"]),
-                           "--cell-timeout", "20", "--submission-timeout", "240", "--memory-mb", "6144",
-                           "--cpu-seconds", "600"], capture_output=True, text=True, timeout=600)
+                           # the suite's limits, so that the command finds every record current and re-grades none
+                           "--cell-timeout", str(LIMITS.cell_timeout), "--submission-timeout",
+                           str(LIMITS.submission_timeout), "--memory-mb", str(LIMITS.memory_mb),
+                           "--cpu-seconds", str(LIMITS.cpu_seconds)], capture_output=True, text=True, timeout=600)
+    assert "already graded" in proc.stdout, proc.stdout[-2000:]
     assert proc.returncode == 0, proc.stderr
     assert "need attention" in proc.stdout and "empty_file: the file is empty" in proc.stdout
     assert "grades.csv" in proc.stdout
