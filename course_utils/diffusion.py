@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .schedules import check_betas
+from .schedules import alpha_tables
 from .validation import check_float_tensor as _check_tensor
 from .validation import check_generator, check_timesteps, is_int, is_number
 from .validation import check_labels as _check_labels
@@ -196,13 +196,9 @@ class GaussianDiffusion(nn.Module):
 
     def __init__(self, betas, variance: str = "beta_tilde", clip_x0: bool = False):
         super().__init__()
-        betas64 = check_betas(betas)
+        betas64, alphas, alphas_cumprod, alphas_cumprod_prev = alpha_tables(betas)
         self.variance = self._check_variance(variance)
         self.clip_x0 = bool(clip_x0)
-
-        alphas = 1.0 - betas64
-        alphas_cumprod = torch.cumprod(alphas, dim=0)
-        alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
 
         def reg(name: str, value: torch.Tensor) -> None:
             self.register_buffer(name, value.to(torch.float32))

@@ -25,17 +25,9 @@ import math
 import torch
 
 from .diffusion import gaussian_kl
-from .schedules import check_betas
+from .schedules import alpha_tables
 
 __all__ = ["elbo_terms_1d", "elbo_parts_1d", "log_likelihood_1d", "optimal_reverse_1d"]
-
-
-def _tables(betas: torch.Tensor):
-    betas = check_betas(betas).double()
-    alphas = 1 - betas
-    abar = torch.cumprod(alphas, 0)
-    abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
-    return betas, alphas, abar, abar_prev
 
 
 def _check_model(a, b, s, T: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -56,7 +48,7 @@ def elbo_parts_1d(x0, betas: torch.Tensor, a, b, s) -> dict[str, torch.Tensor]:
     (N,), and what they are built from — for k = 1 … T−1 ``beta_tilde`` and ``s_mid`` (T−1,), ``gap_sq_at_mean``
     (N, T−1) (the squared mean gap at x_k = E x_k) and ``gap_var`` (T−1,) (its variance over x_k); for the
     decoder ``resid_sq`` (N,) and ``resid_var`` (0-d). The learner checks name classic slips with them."""
-    betas, alphas, abar, abar_prev = _tables(betas)
+    betas, alphas, abar, abar_prev = alpha_tables(betas)
     T = betas.shape[0]
     a, b, s = _check_model(a, b, s, T)
     x0 = torch.as_tensor(x0, dtype=torch.float64).reshape(-1, 1)                    # (N, 1)
@@ -122,7 +114,7 @@ def optimal_reverse_1d(betas: torch.Tensor, mean: float, var: float) -> tuple[to
     """
     if not (isinstance(var, (int, float)) and var > 0) or isinstance(var, bool):
         raise ValueError(f"var is the data's variance: a number > 0; got {var!r}.")
-    betas, alphas, _, abar_prev = _tables(betas)
+    betas, alphas, _, abar_prev = alpha_tables(betas)
     M = abar_prev.sqrt() * float(mean)
     V = abar_prev * float(var) + 1 - abar_prev
     a = alphas.sqrt() * V / (alphas * V + betas)

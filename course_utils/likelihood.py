@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .diffusion import GaussianDiffusion, extract, gaussian_kl
+from .schedules import alpha_tables
 from .validation import check_float_tensor, check_generator, is_int
 
 __all__ = ["NUM_LEVELS", "reverse_variances", "vlb_weights", "loss_vlb", "quantize",
@@ -56,13 +57,11 @@ def reverse_variances(diffusion: GaussianDiffusion, variance: str | None = None)
     """
     diffusion = _check_diffusion(diffusion)
     variance = _check_variance(diffusion, variance)
-    betas = diffusion.betas.detach().double().cpu()
+    betas, _, abar, abar_prev = alpha_tables(diffusion.betas)
     if variance == "beta":
         return betas
     if betas.shape[0] < 2:
         raise ValueError("variance='beta_tilde' needs T ≥ 2 (the decoder borrows β̃ of index 1); use 'beta'.")
-    abar = torch.cumprod(1 - betas, 0)
-    abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
     tilde = (1 - abar_prev) / (1 - abar) * betas
     return torch.cat([tilde[1:2], tilde[1:]])
 
@@ -77,9 +76,7 @@ def vlb_weights(diffusion: GaussianDiffusion, variance: str | None = None) -> to
     than a bin. σ_t² as in :func:`reverse_variances`.
     """
     sigma2 = reverse_variances(diffusion, variance)
-    betas = diffusion.betas.detach().double().cpu()
-    alphas = 1 - betas
-    abar = torch.cumprod(alphas, 0)
+    betas, alphas, abar, _ = alpha_tables(diffusion.betas)
     return betas ** 2 / (2 * sigma2 * alphas * (1 - abar))
 
 

@@ -12,7 +12,7 @@ import torch
 
 from .validation import is_int
 
-__all__ = ["linear_betas", "cosine_betas", "check_betas", "make_betas"]
+__all__ = ["linear_betas", "cosine_betas", "check_betas", "make_betas", "alpha_tables"]
 
 
 def _check_T(T) -> int:
@@ -56,6 +56,22 @@ def check_betas(betas) -> torch.Tensor:
         raise ValueError(f"every β_t must lie strictly inside (0, 1); got betas[{i}]={float(b[i])!r}. "
                          f"β_t = 0 adds no noise and β_t ≥ 1 erases the signal in one step.")
     return b
+
+
+def alpha_tables(betas) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-step constants every other one is built from, in float64 (Ho et al. 2020, §2).
+
+    Args:
+        betas: (T,) schedule, validated by :func:`check_betas`.
+    Returns:
+        (betas, alphas, alphas_cumprod, alphas_cumprod_prev), each (T,) float64 on the CPU: α_t = 1 − β_t,
+        ᾱ_t = ∏_{s ≤ t} α_s and ᾱ_{t-1} with ᾱ_{-1} = 1 (0-indexed).
+    """
+    betas = check_betas(betas)
+    alphas = 1.0 - betas
+    alphas_cumprod = torch.cumprod(alphas, dim=0)
+    alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+    return betas, alphas, alphas_cumprod, alphas_cumprod_prev
 
 
 def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:

@@ -220,6 +220,8 @@ NOT_PROPERTY_TESTED = {
     "extract": "a gather helper; every GaussianDiffusion method above goes through it",
     "check_betas": "the validator that test_gaussian_diffusion_betas drives through GaussianDiffusion",
     "make_betas": "a name → schedule switch over linear_betas/cosine_betas, both tested above",
+    "alpha_tables": "check_betas (the validator above) then 1 − β and cumulative products; its values and its "
+                    "refusal of a bad schedule are tested in test_schedules.py",
     "StepOutput": "a NamedTuple returned by the steps tested above",
     "SampleStep": "a record yielded by the progressive samplers",
     "guided_eps": "calls the model and classifier_free_guidance, both tested above",

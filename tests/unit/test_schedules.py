@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from course_utils.schedules import check_betas, cosine_betas, linear_betas, make_betas
+from course_utils.schedules import alpha_tables, check_betas, cosine_betas, linear_betas, make_betas
 
 
 def test_lecture_toy_schedule_T10():
@@ -86,3 +86,20 @@ def test_cosine_bad_params():
         cosine_betas(10, max_beta=1.0)
     with pytest.raises(ValueError, match="s must"):
         cosine_betas(10, s=-0.1)
+
+
+def test_alpha_tables_against_a_running_product():
+    """α_t, ᾱ_t and ᾱ_{t-1} (ᾱ_{-1} = 1) in float64, against a plain loop; bad schedules are refused the same way."""
+    betas = [1e-4, 0.02, 0.3, 0.5]
+    b, a, abar, abar_prev = alpha_tables(torch.tensor(betas, dtype=torch.float32))
+    running, want, want_prev = 1.0, [], []
+    for beta in torch.tensor(betas, dtype=torch.float32).double().tolist():
+        want_prev.append(running)
+        running *= 1.0 - beta
+        want.append(running)
+    assert all(x.dtype == torch.float64 and x.shape == (4,) for x in (b, a, abar, abar_prev))
+    torch.testing.assert_close(a, 1 - b)
+    torch.testing.assert_close(abar, torch.tensor(want, dtype=torch.float64), rtol=1e-15, atol=0)
+    torch.testing.assert_close(abar_prev, torch.tensor(want_prev, dtype=torch.float64), rtol=1e-15, atol=0)
+    with pytest.raises(ValueError, match="strictly inside"):
+        alpha_tables([0.1, 1.0])
