@@ -85,11 +85,20 @@ def _prepend(gid: str, code: str):
     return _edit(gid, lambda s: code + "\n" + s)
 
 
+def _replace_bodies(*edits: tuple[str, str, str]):
+    """A build that replaces ``old`` by ``new`` in each (answer grade_id, old, new) of ``edits``."""
+    def build(release, solution):
+        nb = answered(release, solution)
+        for gid, old, new in edits:
+            cell = _cell(nb, gid)
+            assert old in _src(cell), (gid, old)
+            cell["source"] = _src(cell).replace(old, new)
+        return _dump(nb)
+    return build
+
+
 def _replace_body(gid: str, old: str, new: str):
-    def fn(s):
-        assert old in s, (gid, old)
-        return s.replace(old, new)
-    return _edit(gid, fn)
+    return _replace_bodies((gid, old, new))
 
 
 def _solution(release, solution):
@@ -120,18 +129,11 @@ def _tampered_tests(release, solution):
     return _dump(_raise_points(nb, "ex6-snr"))
 
 
-def _bad_outputs(release, solution):
-    """Three answers that return the wrong kind of tensor, in three exercises: each costs only its own points."""
-    nb = answered(release, solution)
-    for gid, old, new in (("ex5-q-sample", "return (a_bar.sqrt()", "return float('nan') * (a_bar.sqrt()"),
-                          ("ex3-forward-step", "return torch.sqrt(1 - beta) * x_prev",
-                           "return (torch.sqrt(1 - beta) * x_prev).flatten(1)"),
-                          ("ex2-to-model-range", "return images.float() / 127.5 - 1.0",
-                           "return images.double() / 127.5 - 1.0")):
-        cell = _cell(nb, gid)
-        assert old in _src(cell), (gid, old)
-        cell["source"] = _src(cell).replace(old, new)
-    return _dump(nb)
+# Three answers that return the wrong kind of tensor, in three exercises: each costs only its own points.
+_bad_outputs = _replace_bodies(
+    ("ex5-q-sample", "return (a_bar.sqrt()", "return float('nan') * (a_bar.sqrt()"),
+    ("ex3-forward-step", "return torch.sqrt(1 - beta) * x_prev", "return (torch.sqrt(1 - beta) * x_prev).flatten(1)"),
+    ("ex2-to-model-range", "return images.float() / 127.5 - 1.0", "return images.double() / 127.5 - 1.0"))
 
 
 def _edit_test(release, solution):
