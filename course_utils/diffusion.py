@@ -518,6 +518,13 @@ class GaussianDiffusion(nn.Module):
         Returns:
             scalar tensor, the mean squared error over batch and pixels.
         """
+        eps_pred, noise, _ = self._noise_prediction(model, x0, y, t, noise, generator)
+        return torch.nn.functional.mse_loss(eps_pred.float(), noise.float())
+
+    def _noise_prediction(self, model: nn.Module, x0: torch.Tensor, y, t, noise, generator):
+        """Algorithm 1's draws and the model's answer, shared by every ε-regression loss (L_simple here,
+        :func:`course_utils.likelihood.loss_vlb`): t ~ Uniform{0, …, T-1} (0-indexed) and ε ~ N(0, I), in that
+        order, unless given. Returns (ε_θ(x_t, t) (B, C, H, W), ε, t as int64 (B,) on x0's device)."""
         x0 = _check_tensor(x0, "x0")
         if t is None:
             t = self.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
@@ -528,7 +535,7 @@ class GaussianDiffusion(nn.Module):
         if eps_pred.shape != noise.shape:
             raise ValueError(f"the model must predict noise with the input's shape {tuple(noise.shape)}; "
                              f"got {tuple(eps_pred.shape)}.")
-        return torch.nn.functional.mse_loss(eps_pred.float(), noise.float())
+        return eps_pred, noise, self._check_t(t, x0.shape[0]).to(x0.device)
 
     # -- samplers ----------------------------------------------------------------------------------
     def _init_sample(self, shape, x_T, generator):

@@ -110,19 +110,9 @@ def loss_vlb(model: nn.Module, diffusion: GaussianDiffusion, x0: torch.Tensor, y
     elif not isinstance(weights, torch.Tensor) or weights.shape != (T,):
         raise ValueError(f"weights must be a (T,) = ({T},) tensor, one weight per 0-indexed timestep; got "
                          f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}.")
-    if t is None:
-        t = diffusion.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
-    t = diffusion._check_t(t, x0.shape[0]).to(x0.device)
-    if noise is None:
-        check_generator(generator, x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    elif not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
+    if noise is not None and (not isinstance(noise, torch.Tensor) or noise.shape != x0.shape):
         raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}.")
-    xt = diffusion.q_sample(x0, t, noise=noise)
-    eps_pred = model(xt, t) if y is None else model(xt, t, y)
-    if eps_pred.shape != noise.shape:
-        raise ValueError(f"the model must predict noise with the input's shape {tuple(noise.shape)}; "
-                         f"got {tuple(eps_pred.shape)}.")
+    eps_pred, noise, t = diffusion._noise_prediction(model, x0, y, t, noise, generator)   # L_simple's draws
     lam = extract(weights.to(device=x0.device, dtype=torch.float32), t, x0.shape)       # (B, 1, 1, 1)
     return (lam * (eps_pred.float() - noise.float()) ** 2).mean()
 

@@ -22,6 +22,12 @@ __all__ = ["check_loss_simple", "check_train_step", "check_p_sample_step", "chec
 
 _W, _C = 0.5, 0.3          # the recording model's ε_θ(x_t, t) = w·x_t + c·t/T
 
+# The package's answers to "L_simple for a batch", unavailable while a learner's loss runs: loss_simple, the
+# draws-and-prediction it is built on, and loss_vlb (which is L_simple when its weights are all ones).
+LOSS_SIMPLE_ANSWERS = ("course_utils.diffusion.GaussianDiffusion.loss_simple",
+                       "course_utils.diffusion.GaussianDiffusion._noise_prediction",
+                       "course_utils.likelihood.loss_vlb")
+
 
 def reference_loss_simple(model, diffusion, x0, y=None, generator=None) -> torch.Tensor:
     """L_simple for a batch (Algorithm 1): :meth:`GaussianDiffusion.loss_simple`, under train's loss_fn signature."""
@@ -163,7 +169,7 @@ def judge_loss_simple(inputs: dict, outputs: dict) -> None:
 
 check_loss_simple = h.register(h.Check(
     "loss_simple", make_loss_simple, run_loss_simple, judge_loss_simple, reference=reference_loss_simple,
-    blocks=("course_utils.diffusion.GaussianDiffusion.loss_simple",),
+    blocks=LOSS_SIMPLE_ANSWERS,
     doc="""Check ``fn(model, diffusion, x0, y=None, generator=None)`` — L_simple for a batch (Algorithm 1).
 
     A recording model sees every (x_t, t, y) the learner feeds it: the loss must be the mean squared error

@@ -16,6 +16,7 @@ import torch
 from ..diffusion import GaussianDiffusion
 from ..schedules import linear_betas
 from . import _harness as h
+from .lesson04 import LOSS_SIMPLE_ANSWERS
 
 __all__ = ["check_linear_schedule", "check_cfg_loss", "check_conditional_model", "check_guided_sample",
            "check_assessment", "assessment_samples", "last_assessment", "ASSESSMENT_CHECKPOINT"]
@@ -203,7 +204,7 @@ def _reference_cfg_loss(model, diffusion, x0, y, generator=None) -> torch.Tensor
 
 check_cfg_loss = h.register(h.Check(
     "cfg_loss", make_cfg_loss, run_cfg_loss, judge_cfg_loss, reference=_reference_cfg_loss,
-    blocks=("course_utils.diffusion.GaussianDiffusion.loss_simple",),
+    blocks=LOSS_SIMPLE_ANSWERS,
     doc="""Check ``fn(model, diffusion, x0, y, generator) -> scalar``: L_simple (Ho et al. 2020, eq. 14) with
     classifier-free guidance's context mask (each label → ``model.null_class`` with probability ``p``).
 

@@ -202,3 +202,25 @@ def test_every_lesson04_check_is_separated_and_blocks_real_functions():
     for name in names:
         for dotted in checks.get_check(name).blocks:
             assert callable(resolve(dotted)), dotted
+
+
+@pytest.mark.parametrize("check", ["check_loss_simple", "check_cfg_loss"])
+def test_no_package_route_to_l_simple_while_a_learners_loss_runs(check):
+    """loss_simple, the draws-and-prediction it is built on and loss_vlb (L_simple with unit weights) all raise
+    while the learner's loss runs, and work again afterwards."""
+    from course_utils.autograde.kernel import blocked
+    from course_utils.diffusion import GaussianDiffusion
+    from course_utils.likelihood import loss_vlb
+    from course_utils.schedules import linear_betas
+
+    d = GaussianDiffusion(linear_betas(10))
+    model = lambda x, t, *y: torch.zeros_like(x)                       # noqa: E731
+    x0 = torch.zeros(2, 1, 4, 4)
+    routes = [lambda: d.loss_simple(model, x0), lambda: d._noise_prediction(model, x0, None, None, None, None),
+              lambda: loss_vlb(model, d, x0, weights=torch.ones(10, dtype=torch.float64))]
+    with blocked(checks.get_check(check)):
+        for route in routes:
+            with pytest.raises(RuntimeError, match="not available while your"):
+                route()
+    for route in routes:
+        route()
