@@ -24,7 +24,7 @@ import math
 import torch
 
 from .diffusion import GaussianDiffusion
-from .schedules import check_betas
+from .schedules import alpha_tables, check_betas
 from .validation import check_generator, is_int, is_number
 
 __all__ = ["points_from_image", "ink_drop", "marginal_std", "marginal_stats", "ks_distance",
@@ -143,7 +143,7 @@ def marginal_std(points: torch.Tensor, betas, shrink: bool = True) -> torch.Tens
     shrink = _check_shrink(shrink)
     v0 = points.detach().to("cpu", torch.float64).var(dim=0, unbiased=False)       # (2,)
     if shrink:
-        abar = GaussianDiffusion(b64).alphas_cumprod.double()                        # (T,), ᾱ after 1 … T steps
+        abar = alpha_tables(b64)[2]                                                  # (T,), ᾱ after 1 … T steps
         abar = torch.cat([torch.ones(1, dtype=torch.float64), abar])[:, None]        # (T + 1, 1)
         var = abar * v0 + (1.0 - abar)
     else:
