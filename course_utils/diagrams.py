@@ -33,6 +33,7 @@ import math
 import torch
 
 from .validation import is_int
+from .widgets._base import _figure
 
 __all__ = ["unet_diagram", "small_unet_diagram", "diffusion_chain_diagram", "guidance_diagram", "clip_diagram"]
 
@@ -66,11 +67,9 @@ def _diagram_figure_class():
 def _axes(ax, figsize, xlim, ylim):
     """``ax`` (validated) or a new axes on a new Agg figure; limits set, axis off. Returns (fig, ax)."""
     from matplotlib.axes import Axes
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     if ax is None:
-        fig = _diagram_figure_class()(figsize=figsize, dpi=100)
-        FigureCanvasAgg(fig)                                      # its own canvas: pyplot never sees it
+        fig = _figure(figsize, 100, _diagram_figure_class())     # its own canvas: pyplot never sees it
         ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 - 0.35 / figsize[1]))   # room for the title
     elif not isinstance(ax, Axes):
         raise ValueError(f"ax must be a matplotlib Axes to draw into, or None for a new figure; got "

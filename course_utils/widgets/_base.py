@@ -31,12 +31,13 @@ class _FigureWidget:
         display(self.widget)
 
 
-def _figure(figsize, dpi: int):
-    """A new Figure on its own Agg canvas (no pyplot: nothing is displayed twice)."""
+def _figure(figsize, dpi: int, figure_class=None):
+    """A new Figure (or ``figure_class``, a Figure subclass) on its own Agg canvas (no pyplot: nothing is
+    displayed twice)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=dpi)
+    fig = (figure_class or Figure)(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
