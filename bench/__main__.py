@@ -200,6 +200,24 @@ def _section_text_to_image() -> list[str]:
     return out
 
 
+def _section_sharper() -> list[str]:
+    """Lesson 09's comparison of four ways to a 32 px sample, from course_utils/assets/sharper32.json."""
+    rec_path = REPO / "course_utils" / "assets" / "sharper32.json"
+    if not rec_path.exists():
+        return []
+    from course_utils.sharper import table_markdown
+
+    r = json.loads(rec_path.read_text())
+    return ["## Lesson 09: cascades and latent diffusion at 32 px", "",
+            f"`{r.get('command')}` ({r.get('machine')}, {r.get('threads')} thread(s), torch {r.get('torch')}, "
+            f"{str(r.get('date', ''))[:10]}): {r.get('samples')} class-conditional samples per method ({r.get('sampler')}, "
+            f"guidance w = {r.get('w')}), Fréchet distance to the {r.get('real_test_images')} test images at 32 px in the "
+            f"shipped classifier's feature space, its class agreement, and sampling seconds per 1,000 images. Then the "
+            f"noise-conditioning augmentation sweep: the same base samples super-resolved at each level "
+            f"({r.get('augmentation_sweep', {}).get('samples')} per level). Training seconds of the shipped models, as "
+            f"their records state: {r.get('training_seconds')}.", "", table_markdown(r), ""]
+
+
 def _section_checkpoints() -> list[str]:
     rows = []
     for meta_path in sorted((REPO / "course_utils" / "assets").glob("*.json")):
@@ -211,7 +229,7 @@ def _section_checkpoints() -> list[str]:
         rows.append([pt.name, m.get("command"), seed, m.get("wall_time_s"), m.get("threads"),
                      f"{pt.stat().st_size / 1e6:.2f} MB", (m.get("sha256") or "")[:12]])
     return ["## Shipped checkpoints", "",
-            "Loaded by lessons 04, 06, 07 and 08 to skip training; sha256-checked at load. Rebuild one with its command.", "",
+            "Loaded by lessons 04 and 06–09 to skip training; sha256-checked at load. Rebuild one with its command.", "",
             markdown_table(["file", "command", "seed", "training wall time (s)", "threads", "size", "sha256"], rows), ""]
 
 
@@ -269,6 +287,7 @@ def render(results: dict | None = None, path: Path | None = None) -> Path:
     lines += _section_course(results)
     lines += gpu_check.report_lines(results)            # nothing unless bench/gpu_check.py has run on a GPU
     lines += _section_text_to_image()
+    lines += _section_sharper()
     lines += _section_checkpoints()
     path = path or REPO / "BENCHMARKS.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

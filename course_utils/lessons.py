@@ -220,7 +220,7 @@ def read_exercises(path: str | os.PathLike) -> dict[str, tuple[str, float]]:
 # on an AMD EPYC VM). 2026-12-03, another VM (Intel Xeon, 2 logical CPUs; bench/results/course_runtime_cpu.json) ran
 # every lesson 2–3× faster: 01 9/11 s, 02 7/7, 03 8/9, 04 35/44 (after its CPU sizes shrank: 200 training steps, 4
 # samples per sampler; ≈ 92/130 s on the AMD VM by the ratio), 05 20/29, 06 17/25, 08 34/49. The minutes cover the
-# slower machine. GPU minutes on an H100-class GPU.
+# slower machine. 2026-12-04, AMD EPYC VM: 09 15 s and 20 s. GPU minutes on an H100-class GPU.
 _SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 # ↑ The notebook samples thousands of small images: one torch thread per kernel keeps its test runs (nbval,
 #   the autograde of several submissions) inside nbgrader's cell timeout on a shared 2-core machine, where
@@ -275,6 +275,14 @@ LESSONS: tuple[Lesson, ...] = (
                   "image variations",
            cpu_minutes="1½–2½", gpu_minutes="< 1", checkpoints=("clip16", "text16"), test_env=_SINGLE_THREAD,
            browser_moves=(("start", None), ("key", "End"), ("select", "a photo of a dark bag"), ("key", "Home"))),
+    Lesson("09", "09_cascades_latent", "Cascades and latent diffusion",
+           summary="sharper 32 px images for the same compute: super-resolution and latent spaces",
+           builds="noise-conditioning augmentation, a 16 → 32 px super-resolution sampler and a two-stage cascade, the "
+                  "latent scale factor, encode → diffuse → decode sampling, an augmentation-level slider, four 32 px "
+                  "methods measured side by side",
+           cpu_minutes="< 1", gpu_minutes="< 1", checkpoints=("cfg16", "sr32", "ae32", "ldm32", "cfg32"),
+           test_env=_SINGLE_THREAD,
+           browser_moves=(("start", None), ("key", "End"), ("key", "Home"), ("key", "ArrowRight"))),
 )
 
 

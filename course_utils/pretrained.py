@@ -1,4 +1,4 @@
-"""Shipped checkpoints that let lessons 04, 06, 07 and 08 skip training, and the one command that makes them.
+"""Shipped checkpoints that let lessons 04 and 06–09 skip training, and the one command that makes them.
 
 Each checkpoint is a :func:`course_utils.checkpoints.save_checkpoint` file in ``course_utils/assets/`` with a
 ``.sha256`` sidecar (checked before ``torch.load(weights_only=True)``) and a ``.json`` record of the
@@ -82,6 +82,15 @@ RECIPES: dict[str, Recipe] = {
         # 0.999 would keep a third of the untrained weights after 1200 steps (the lesson explains why)
         model=_unet(num_classes=10), train=dataclasses.replace(_train(1200), p_uncond=0.0, ema_decay=0.995),
         notebook="solutions/07_final_assessment/07_final_assessment.ipynb"),
+    "cfg32": Recipe(
+        name="cfg32", lessons=("09",),
+        description="class-conditional U-Net (channels (32, 64, 64)) trained directly on 32 px images with the "
+                    "cascade's training compute (lesson 09's pixel-space baseline)",
+        # 950 steps of 128 at 32 px cost what the cascade's training did: cfg16's 1200 steps of 128 at 16 px plus
+        # sr32's 2000 steps of 64 at 32 px, converted with one machine's per-step times (AMD EPYC, 2 threads,
+        # 2026-12-04: 0.25 s, 0.53 s and 1.46 s per step): (1200 × 0.25 + 2000 × 0.53) / 1.46 ≈ 930
+        model=UNetConfig(channels=(32, 64, 64), num_classes=10), image_size=32,
+        train=dataclasses.replace(_train(950), p_uncond=0.1, ema_decay=0.995), eval_per_class=20),
 }
 
 
@@ -94,6 +103,13 @@ OTHER_BUILDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "text16": ("course_utils.text2image", "build_text16", ("08",),
                "text-conditioned U-Net reading the frozen clip16 (cross-attention + pooled embedding); "
                "load with course_utils.text2image.load_text2image()"),
+    "sr32": ("course_utils.cascade", "build_sr32", ("09",),
+             "16 → 32 px super-resolution U-Net with noise-conditioning augmentation (the cascade's second stage "
+             "after cfg16); load with course_utils.cascade.load_sr32()"),
+    "ae32": ("course_utils.latent", "build_ae32", ("09",),
+             "32 × 32 × 1 ↔ 4 × 8 × 8 autoencoder for latent diffusion; load with course_utils.latent.load_autoencoder()"),
+    "ldm32": ("course_utils.latent", "build_ldm32", ("09",),
+              "class-conditional DDPM on ae32's scaled latents; load with course_utils.latent.load_latent()"),
 }
 ALL_NAMES = (*RECIPES, *OTHER_BUILDS)
 
@@ -113,9 +129,19 @@ def checkpoint_path(name: str, directory: str | os.PathLike | None = None) -> Pa
 
 
 def _evaluate_other(name: str, directory=None) -> dict:
-    """The figures of lesson 08's shipped models, recomputed from the files (the same code the build records)."""
+    """The figures of lessons 08's and 09's shipped models, recomputed from the files (the code the build records)."""
     from .data import load_fashion_mnist
 
+    if name == "sr32":
+        from .cascade import evaluate_sr, load_sr32
+        model, diffusion, _ = load_sr32(path=checkpoint_path(name, directory))
+        return evaluate_sr(model, diffusion)
+    if name == "ae32":
+        from .latent import evaluate_autoencoder, load_autoencoder
+        return evaluate_autoencoder(load_autoencoder(path=checkpoint_path(name, directory))[0])
+    if name == "ldm32":
+        raise ValueError("ldm32's figures are lesson 09's comparison table: run `python -m course_utils.sharper "
+                         "evaluate` (it samples every 32 px method the same way).")
     if name == "clip16":
         from .clip import evaluate_clip, load_clip
         test = load_fashion_mnist(train=False, image_size=16)

@@ -98,10 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128, help="default 128")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule (default 3e-3)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--size-probs", default=",".join(map(str, SIZE_PROBS)),
+                        help="how often a training image is shown at 16, 28 and 32 px (default %(default)s); "
+                             "'0,0.5,0.5' makes lesson 09's sharpness-aware classifier, which never sees a blurred "
+                             "16 px image and so tells a blurry 32 px image from a sharp one")
     parser.add_argument("--root", default=None, help="FashionMNIST root (default: $COURSE_DATA_DIR, ./data, Debian)")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be ≥ 1")
+    try:
+        probs = tuple(float(v) for v in args.size_probs.split(","))
+    except ValueError:
+        probs = ()
+    if len(probs) != len(SIZES) or min(probs) < 0 or sum(probs) <= 0:
+        parser.error(f"--size-probs must be {len(SIZES)} non-negative numbers for {SIZES} px, e.g. 0.4,0.4,0.2")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     total = steps_per_epoch * args.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.2)
-    size_probs = torch.tensor(SIZE_PROBS)
+    size_probs = torch.tensor(probs)
 
     t0 = time.time()
     history = []
@@ -156,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "train_sizes": list(SIZES),
-        "train_size_probs": list(SIZE_PROBS),
+        "train_size_probs": list(probs),
         "wall_time_s": round(wall, 1),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),

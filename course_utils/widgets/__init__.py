@@ -13,6 +13,7 @@ module                          lesson   public names
                                          ``reverse_trajectory_explorer``, ``reverse_process_animation``
 :mod:`.guidance`                06       ``GuidanceExplorer``, ``guidance_explorer``, ``guidance_sweep``
 :mod:`.text_to_image`           08       ``TextToImageExplorer``, ``text_to_image_explorer``, ``prompt_sweep``
+:mod:`.cascade`                 09       ``AugmentationExplorer``, ``augmentation_explorer``, ``side_by_side``
 :mod:`._base`                   all      the figure/render mixin ``_FigureWidget`` and image helpers
 ==============================  =======  ======================================================
 
@@ -27,6 +28,7 @@ existing artists and re-renders one small PNG.
 """
 from __future__ import annotations
 
+from .cascade import AugmentationExplorer, augmentation_explorer, side_by_side
 from .denoiser import DenoiserExplorer, denoiser_explorer
 from .forward_diffusion import ForwardDiffusionExplorer, forward_diffusion_explorer
 from .guidance import GuidanceExplorer, guidance_explorer, guidance_sweep
@@ -45,4 +47,5 @@ __all__ = [
     "reverse_process_animation",                                                        # lesson 04
     "GuidanceExplorer", "guidance_explorer", "guidance_sweep",                          # lesson 06
     "TextToImageExplorer", "text_to_image_explorer", "prompt_sweep",                    # lesson 08
+    "AugmentationExplorer", "augmentation_explorer", "side_by_side",                    # lesson 09
 ]

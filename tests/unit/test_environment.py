@@ -63,11 +63,11 @@ def test_start_page_text_agrees_with_its_table():
     took 2½ (idle, two threads) to 4 (one thread): it now states the measured table."""
     text = "\n".join(c.source for c in nbformat.read(START, as_version=4).cells if c.cell_type == "markdown")
     assert "a few minutes each" not in text
-    assert ("lessons 01, 02, 03 and 06 each run top to bottom in about a minute or less, lesson 05\n  in 1–1½ "
+    assert ("lessons 01, 02, 03, 06 and 09 each run top to bottom in about a minute or less, lesson 05\n  in 1–1½ "
             "minutes, lesson 04, which trains a model and samples with 1000 steps, in 1½–2 and lesson 08 in 1½–2½") in text
     minutes = {lesson.id: lesson.cpu_minutes for lesson in registry.LESSONS if not lesson.cpu_is_training}
     # what the sentence summarises (measured: python -m bench.course_runtime, see course_utils/lessons.py)
-    assert minutes == {"01": "< 1", "02": "< 1", "03": "< 1", "04": "1½–2", "05": "1–1½", "06": "1", "08": "1½–2½"}
+    assert minutes == {"01": "< 1", "02": "< 1", "03": "< 1", "04": "1½–2", "05": "1–1½", "06": "1", "08": "1½–2½", "09": "< 1"}
 
 
 def test_open_command_lands_on_the_start_page():

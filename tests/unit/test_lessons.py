@@ -110,7 +110,7 @@ def test_browser_moves_belong_to_lessons_with_a_widget():
     for lesson in LESSONS:
         if lesson.browser_moves:
             assert "course_utils.widgets" in lesson.notebook().read_text(encoding="utf-8"), lesson.folder
-    assert [lesson.id for lesson in LESSONS if lesson.browser_moves] == ["02", "04", "06", "08"]
+    assert [lesson.id for lesson in LESSONS if lesson.browser_moves] == ["02", "04", "06", "08", "09"]
 
 
 def test_environment_resolves_checkpoints_and_scratch_files(tmp_path):

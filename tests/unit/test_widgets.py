@@ -141,7 +141,7 @@ def test_package_re_exports_every_public_name_of_every_widget_module():
 
     modules = [p.stem for p in WIDGET_SOURCES if not p.stem.startswith("_")]
     assert set(modules) == {"denoiser", "forward_diffusion", "ink_drop", "posterior", "reverse_trajectory",
-                            "guidance", "text_to_image"}
+                            "guidance", "text_to_image", "cascade"}
     names = []
     for m in modules:
         mod = importlib.import_module(f"course_utils.widgets.{m}")
@@ -517,3 +517,123 @@ def test_text_to_image_explorer_bad_inputs(t2i):
         text_to_image_explorer(model, d, clip, ["a bag"], ws=(1.0, 1.0))
     with pytest.raises(ValueError, match="non-empty list"):
         text_to_image_explorer(model, d, clip, [])
+
+
+# ------------------------------------------------------------------ lesson 09: cascade and latent diffusion
+from course_utils.widgets import augmentation_explorer, side_by_side  # noqa: E402
+
+
+def _l09_batches(B=3):
+    """Base samples (B, 1, 8, 8) and stand-in super-resolved (B, 1, 16, 16) images, one batch per level."""
+    g = torch.Generator().manual_seed(9)
+    low = torch.rand(B, 1, 8, 8, generator=g) * 2 - 1
+    sr = {a: (torch.rand(B, 1, 16, 16, generator=g) * 2 - 1) for a in (0.5, 0.0, 0.2)}   # unsorted on purpose
+    return low, sr
+
+
+def test_augmentation_explorer_slider_swaps_the_super_resolved_row():
+    import torch.nn.functional as F
+
+    low, sr = _l09_batches()
+    ex = augmentation_explorer(low, sr, reference={0.0: 9.0, 0.2: 3.5, "0.5": 6.25})
+    shown = lambda artist: np.ma.getdata(artist.get_array()).copy()      # noqa: E731
+    from course_utils.cascade import LESSON_AUG
+    assert ex.levels == (0.0, 0.2, 0.5) and ex.level == LESSON_AUG       # starts at cascade.LESSON_AUG
+    ex.slider.value = 0.2
+    assert ex.title.get_text() == "augmentation level a = 0.2,  FD 3.50"
+    assert bytes(ex.image.value).startswith(b"\x89PNG")
+    # the rows, against an independent layout: image i at columns i·17 … i·17 + 15, a NaN gap after it
+    nearest = F.interpolate(low, scale_factor=2, mode="nearest")
+    bicubic = F.interpolate(low, size=(16, 16), mode="bicubic", align_corners=False).clamp(-1, 1)
+    for artist, want in ((ex.low_artist, nearest), (ex.bicubic_artist, bicubic), (ex.sr_artist, sr[0.2])):
+        got = shown(artist)
+        assert got.shape == (16, 3 * 17 - 1) and np.isnan(got[:, 16]).all() and np.isnan(got[:, 33]).all()
+        for i in range(3):
+            np.testing.assert_allclose(got[:, 17 * i:17 * i + 16], want[i, 0].numpy(), atol=1e-6)
+    before, png, renders = shown(ex.sr_artist), bytes(ex.image.value), ex.renders
+    fixed = shown(ex.low_artist), shown(ex.bicubic_artist)
+    ex.slider.value = 0.5                                                # what dragging the slider does
+    assert ex.renders == renders + 1 and bytes(ex.image.value) != png
+    np.testing.assert_allclose(shown(ex.sr_artist)[:, 17:33], sr[0.5][1, 0].numpy())
+    assert not np.allclose(np.nan_to_num(shown(ex.sr_artist)), np.nan_to_num(before))
+    for artist, old in zip((ex.low_artist, ex.bicubic_artist), fixed):  # only the super-resolved row moves
+        np.testing.assert_array_equal(shown(artist), old)
+    assert ex.title.get_text() == "augmentation level a = 0.5,  FD 6.25"
+    # render(): the Figure at a level, without a browser
+    fig = ex.render(0.0)
+    assert fig is ex.figure and ex.level == 0.0 and ex.title.get_text().endswith("FD 9.00")
+    np.testing.assert_allclose(shown(ex.sr_artist)[:, :16], sr[0.0][0, 0].numpy())
+    with pytest.raises(ValueError, match="precomputed levels"):
+        ex.render(0.3)
+    # without reference: the level alone
+    plain = augmentation_explorer(low, {0.1: sr[0.0]})
+    assert plain.level == 0.1 and plain.title.get_text() == "augmentation level a = 0.1"
+
+
+def test_augmentation_explorer_bad_inputs():
+    low, sr = _l09_batches()
+    with pytest.raises(ValueError, match=r"^low must be"):
+        augmentation_explorer(low[:, 0], sr)
+    with pytest.raises(ValueError, match=r"^low must be a non-empty batch of grey"):
+        augmentation_explorer(low.expand(3, 3, 8, 8), sr)
+    with pytest.raises(ValueError, match=r"^super_resolved_by_level must be a non-empty dict"):
+        augmentation_explorer(low, {})
+    with pytest.raises(ValueError, match=r"^super_resolved_by_level must be keyed by augmentation levels"):
+        augmentation_explorer(low, {1.0: sr[0.0]})
+    with pytest.raises(ValueError, match=r"keyed by augmentation levels"):
+        augmentation_explorer(low, {True: sr[0.0]})
+    with pytest.raises(ValueError, match=r"must hold low's 3 images super-resolved"):
+        augmentation_explorer(low, {0.1: sr[0.0][:2]})
+    with pytest.raises(ValueError, match=r"must hold low's 3 images super-resolved"):
+        augmentation_explorer(low, {0.1: low})                           # not larger than low
+    with pytest.raises(ValueError, match=r"the same shape"):
+        augmentation_explorer(low, {0.1: sr[0.0], 0.2: torch.zeros(3, 1, 24, 24)})
+    with pytest.raises(ValueError, match=r"twice"):
+        augmentation_explorer(low, {0.1: sr[0.0], "0.1": sr[0.2]})
+    with pytest.raises(ValueError, match=r"^reference must give a number for every level"):
+        augmentation_explorer(low, sr, reference={0.0: 1.0, 0.2: 2.0})
+    with pytest.raises(ValueError, match=r"^reference must give a number"):
+        augmentation_explorer(low, sr, reference={0.0: 1.0, 0.2: "2", 0.5: 3.0})
+    with pytest.raises(ValueError, match=r"^reference must be None or a dict"):
+        augmentation_explorer(low, sr, reference=[1.0, 2.0, 3.0])
+
+
+def test_side_by_side_draws_one_row_per_method():
+    from matplotlib.figure import Figure
+
+    g = torch.Generator().manual_seed(2)
+    rows = {"pixel 32 px": torch.rand(4, 1, 32, 32, generator=g) * 2 - 1,
+            "cascade 16 → 32": torch.rand(4, 1, 32, 32, generator=g) * 2 - 1,
+            "latent 4×8×8": torch.rand(2, 1, 32, 32, generator=g) * 2 - 1}
+    fig = side_by_side(rows, title="three ways to 32 px")
+    assert isinstance(fig, Figure) and fig._suptitle.get_text() == "three ways to 32 px"
+    assert [ax.get_ylabel() for ax in fig.axes] == list(rows)
+    for ax, x in zip(fig.axes, rows.values()):
+        got = np.ma.getdata(ax.images[0].get_array())
+        assert got.shape == (32, x.shape[0] * 33 - 1)
+        for i in range(x.shape[0]):
+            np.testing.assert_allclose(got[:, 33 * i:33 * i + 32], x[i, 0].numpy())
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")                                       # draws without pyplot or a browser
+    assert buf.getvalue().startswith(b"\x89PNG")
+    one = side_by_side({"cascade": rows["pixel 32 px"]})
+    assert len(one.axes) == 1 and one._suptitle is None
+
+
+def test_side_by_side_bad_inputs():
+    x = torch.zeros(2, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"^rows must be a non-empty dict.*an empty dict"):
+        side_by_side({})
+    with pytest.raises(ValueError, match=r"^rows must be a non-empty dict.*list"):
+        side_by_side([x])
+    with pytest.raises(ValueError, match=r"^rows must be keyed by method names"):
+        side_by_side({1: x})
+    with pytest.raises(ValueError, match=r"^rows\['rgb'\] must be a non-empty batch of grey"):
+        side_by_side({"rgb": torch.zeros(2, 3, 32, 32)})
+    with pytest.raises(ValueError, match=r"^rows\['flat'\] must be a float tensor"):
+        side_by_side({"flat": torch.zeros(32, 32)})
+    with pytest.raises(ValueError, match=r"^every row of rows must hold images of one size"):
+        side_by_side({"a": x, "b": torch.zeros(2, 1, 16, 16)})
+    with pytest.raises(ValueError, match=r"^title must be None or a str"):
+        side_by_side({"a": x}, title=3)
