@@ -273,18 +273,11 @@ _LOADED: dict = {}
 
 def load_sr32(device: str | torch.device = "cpu", path=None) -> tuple[SRUNet, GaussianDiffusion, dict]:
     """The shipped ``sr32`` (sha256-checked, EMA weights, eval mode), its schedule and its record."""
-    from .checkpoints import load_module_payload
-    from .pretrained import ASSETS, BUILD_COMMAND
-    from .utils import get_device
+    from .checkpoints import load_shipped_module
 
-    dev = get_device(device)
-    path = ASSETS / f"{SR32}.pt" if path is None else path
-    payload = load_module_payload(path, "SRUNet", dev, regenerate=f"{BUILD_COMMAND} {SR32}")
-    model = SRUNet(payload["config"]).to(dev)
-    model.load_state_dict(payload["state_dict"])
-    model.eval().requires_grad_(False)
-    diffusion = GaussianDiffusion(payload["meta"]["betas"], clip_x0=True).to(dev)
-    return model, diffusion, payload["meta"]
+    model, meta = load_shipped_module(SR32, "SRUNet", SRUNet, device, path)
+    diffusion = GaussianDiffusion(meta["betas"], clip_x0=True).to(next(model.parameters()).device)
+    return model, diffusion, meta
 
 
 def _check_labels(labels) -> torch.Tensor:
@@ -367,13 +360,12 @@ def build_sr32(directory=None, progress: bool = True, evaluate_after: bool = Tru
     distance and mean squared error to the real 32 px images at each level of :data:`AUG_SWEEP`.
     """
     import datetime
-    import json
     import os
     import platform
     import time
     from pathlib import Path
 
-    from .checkpoints import save_module, sidecar_path
+    from .checkpoints import save_module_with_record
     from .pretrained import ASSETS, BUILD_COMMAND, _git_commit
     from .schedules import linear_betas
     from .train import TrainConfig, train
@@ -405,12 +397,7 @@ def build_sr32(directory=None, progress: bool = True, evaluate_after: bool = Tru
         meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
     meta["betas"] = diffusion.betas.tolist()
     path = Path(directory) / f"{SR32}.pt" if directory is not None else ASSETS / f"{SR32}.pt"
-    path = save_module(path, "SRUNet", ema, ema.sr_config.to_dict(), meta)
-    meta.pop("betas")
-    meta["sha256"] = sidecar_path(path).read_text().split()[0]
-    meta["file_bytes"] = path.stat().st_size
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return save_module_with_record(path, "SRUNet", ema, ema.sr_config.to_dict(), meta)
 
 
 @torch.no_grad()
@@ -444,20 +431,13 @@ def evaluate_sr(model: SRUNet, diffusion: GaussianDiffusion, n: int = 500, num_s
 def reevaluate_sr32(path=None) -> dict:
     """Recompute the ``evaluation`` of the shipped ``sr32`` record (weights unchanged; the file is re-saved with
     the new record, so its sha256 changes)."""
-    import json
     from pathlib import Path
 
-    from .checkpoints import load_module_payload, save_module, sidecar_path
+    from .checkpoints import save_module_with_record
     from .pretrained import ASSETS
 
     path = Path(path) if path is not None else ASSETS / f"{SR32}.pt"
-    payload = load_module_payload(path, "SRUNet")
-    model, diffusion, _ = load_sr32(path=path)
-    meta = dict(payload["meta"])
-    meta["evaluation"] = evaluate_sr(model, diffusion)
-    save_module(path, "SRUNet", model, payload["config"], meta)
-    rec = {k: v for k, v in meta.items() if k != "betas"}
-    rec["sha256"] = sidecar_path(path).read_text().split()[0]
-    rec["file_bytes"] = path.stat().st_size
-    path.with_suffix(".json").write_text(json.dumps(rec, indent=2) + "\n")
-    return rec["evaluation"]
+    model, diffusion, meta = load_sr32(path=path)
+    meta = {**meta, "evaluation": evaluate_sr(model, diffusion)}
+    save_module_with_record(path, "SRUNet", model, model.sr_config.to_dict(), meta)
+    return meta["evaluation"]

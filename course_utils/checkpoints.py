@@ -22,7 +22,8 @@ import torch
 from .validation import check_clip_x0
 
 __all__ = ["sidecar_path", "sha256_file", "write_sha256", "verify_sha256", "load_verified",
-           "save_checkpoint", "load_checkpoint", "save_module", "load_module_payload", "DEFAULT_CLIP_X0"]
+           "save_checkpoint", "load_checkpoint", "save_module", "load_module_payload", "load_shipped_module",
+           "save_module_with_record", "DEFAULT_CLIP_X0"]
 
 # Whether the schedule of a loaded checkpoint clips x̂0 when the checkpoint does not say (files written
 # before ``clip_x0`` was stored, e.g. the shipped ddpm16 and cfg16): clipped, as documented since they shipped.
@@ -187,6 +188,40 @@ def load_module_payload(path: str | os.PathLike, kind: str, device: str | torch.
     if not isinstance(payload, dict) or payload.get("format") != 1 or payload.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind} checkpoint (it stores kind={payload.get('kind') if isinstance(payload, dict) else None!r}).")
     return payload
+
+
+def load_shipped_module(name: str, kind: str, build, device: str | torch.device = "cpu", path=None):
+    """A shipped module checkpoint ``<name>.pt`` (lessons 08 and 09), sha256-checked, frozen, in eval mode.
+
+    Args:
+        name: the checkpoint's name (``course_utils.pretrained``), for the default path and the rebuild command.
+        kind: the kind :func:`save_module` stored. build: ``build(config) -> nn.Module`` (the model's class).
+        device: where the model goes. path: the file, instead of ``course_utils/assets/<name>.pt``.
+    Returns:
+        (the model, the stored meta dict).
+    """
+    from .pretrained import ASSETS, BUILD_COMMAND
+    from .utils import get_device
+
+    dev = get_device(device)
+    path = ASSETS / f"{name}.pt" if path is None else path
+    payload = load_module_payload(path, kind, dev, regenerate=f"{BUILD_COMMAND} {name}")
+    model = build(payload["config"]).to(dev)
+    model.load_state_dict(payload["state_dict"])
+    model.eval().requires_grad_(False)
+    return model, payload["meta"]
+
+
+def save_module_with_record(path: str | os.PathLike, kind: str, model, config: dict, meta: dict,
+                            hidden: tuple[str, ...] = ("betas",)) -> Path:
+    """:func:`save_module`, then the ``.json`` record beside it: ``meta`` without the ``hidden`` keys (bulky
+    values kept only in the file, such as the betas), plus the file's sha256 and size."""
+    path = save_module(path, kind, model, config, meta)
+    rec = {k: v for k, v in meta.items() if k not in hidden}
+    rec["sha256"] = sidecar_path(path).read_text().split()[0]
+    rec["file_bytes"] = path.stat().st_size
+    path.with_suffix(".json").write_text(json.dumps(rec, indent=2) + "\n")
+    return path
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", clip_x0: bool | None = None):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import save_module_with_record
 from .diffusion import GaussianDiffusion
 from .models import UNet, UNetConfig
 from .validation import check_image_batch, is_int, is_number
@@ -142,31 +143,17 @@ _LOADED: dict = {}
 
 def load_autoencoder(device: str | torch.device = "cpu", path=None) -> tuple[Autoencoder, dict]:
     """The shipped ``ae32`` (sha256-checked, eval mode) and its record."""
-    from .checkpoints import load_module_payload
-    from .pretrained import ASSETS, BUILD_COMMAND
-    from .utils import get_device
+    from .checkpoints import load_shipped_module
 
-    dev = get_device(device)
-    path = ASSETS / f"{AE32}.pt" if path is None else path
-    payload = load_module_payload(path, "Autoencoder", dev, regenerate=f"{BUILD_COMMAND} {AE32}")
-    ae = Autoencoder(payload["config"]).to(dev)
-    ae.load_state_dict(payload["state_dict"])
-    return ae.eval().requires_grad_(False), payload["meta"]
+    return load_shipped_module(AE32, "Autoencoder", Autoencoder, device, path)
 
 
 def load_latent(device: str | torch.device = "cpu", path=None):
     """The shipped latent diffusion model: (autoencoder, latent U-Net, its GaussianDiffusion, scale factor, record)."""
-    from .checkpoints import load_module_payload
-    from .pretrained import ASSETS, BUILD_COMMAND
-    from .utils import get_device
+    from .checkpoints import load_shipped_module
 
-    dev = get_device(device)
-    path = ASSETS / f"{LDM32}.pt" if path is None else path
-    payload = load_module_payload(path, "LatentUNet", dev, regenerate=f"{BUILD_COMMAND} {LDM32}")
-    model = UNet(payload["config"]).to(dev)
-    model.load_state_dict(payload["state_dict"])
-    model.eval().requires_grad_(False)
-    meta = payload["meta"]
+    model, meta = load_shipped_module(LDM32, "LatentUNet", UNet, device, path)
+    dev = next(model.parameters()).device
     diffusion = GaussianDiffusion(meta["betas"], clip_x0=False).to(dev)
     ae, _ = load_autoencoder(dev)
     return ae, model, diffusion, float(meta["scale_factor"]), meta
@@ -251,19 +238,6 @@ def _record_base(name: str, description: str, command_steps: int | None) -> dict
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
-def _write(path, kind: str, model, config: dict, meta: dict, hidden=("betas",)):
-    import json
-
-    from .checkpoints import save_module, sidecar_path
-
-    path = save_module(path, kind, model, config, meta)
-    rec = {k: v for k, v in meta.items() if k not in hidden}
-    rec["sha256"] = sidecar_path(path).read_text().split()[0]
-    rec["file_bytes"] = path.stat().st_size
-    path.with_suffix(".json").write_text(json.dumps(rec, indent=2) + "\n")
-    return path
-
-
 @torch.no_grad()
 def evaluate_autoencoder(ae: Autoencoder, n: int = 1000) -> dict:
     """Reconstruction of ``n`` test images: mean squared error and the Fréchet distance of the reconstructions."""
@@ -314,7 +288,7 @@ def build_ae32(directory=None, progress: bool = True, evaluate_after: bool = Tru
     if evaluate_after:
         meta["evaluation"] = evaluate_autoencoder(ae)
     path = Path(directory) / f"{AE32}.pt" if directory is not None else ASSETS / f"{AE32}.pt"
-    return _write(path, "Autoencoder", ae, ae.config.to_dict(), meta)
+    return save_module_with_record(path, "Autoencoder", ae, ae.config.to_dict(), meta)
 
 
 def build_ldm32(directory=None, progress: bool = True, evaluate_after: bool = True, steps: int | None = None):
@@ -352,4 +326,4 @@ def build_ldm32(directory=None, progress: bool = True, evaluate_after: bool = Tr
             "final_loss_mean_last_100": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 5),
             "betas": diffusion.betas.tolist()}
     path = Path(directory) / f"{LDM32}.pt" if directory is not None else ASSETS / f"{LDM32}.pt"
-    return _write(path, "LatentUNet", ema, ema.config.to_dict(), meta)
+    return save_module_with_record(path, "LatentUNet", ema, ema.config.to_dict(), meta)

@@ -289,19 +289,13 @@ def load_text2image(device: str | torch.device = "cpu", path=None):
     Returns:
         (TextUNet, its GaussianDiffusion, the CLIP from :func:`course_utils.clip.load_clip`, the record).
     """
-    from .checkpoints import load_module_payload
+    from .checkpoints import load_shipped_module
     from .clip import load_clip
-    from .pretrained import ASSETS, BUILD_COMMAND
-    from .utils import get_device
 
-    dev = get_device(device)
-    path = ASSETS / f"{TEXT16}.pt" if path is None else path
-    payload = load_module_payload(path, "TextUNet", dev, regenerate=f"{BUILD_COMMAND} {TEXT16}")
-    model = TextUNet(payload["config"]).to(dev)
-    model.load_state_dict(payload["state_dict"])
-    model.eval().requires_grad_(False)
-    diffusion = GaussianDiffusion(payload["meta"]["betas"], clip_x0=True).to(dev)
-    return model, diffusion, load_clip(dev), payload["meta"]
+    model, meta = load_shipped_module(TEXT16, "TextUNet", TextUNet, device, path)
+    dev = next(model.parameters()).device
+    diffusion = GaussianDiffusion(meta["betas"], clip_x0=True).to(dev)
+    return model, diffusion, load_clip(dev), meta
 
 
 def generate(prompts: list[str], w: float = LESSON_W, num_steps: int = 20, seed: int = 0,
@@ -405,11 +399,10 @@ def build_text16(directory=None, progress: bool = True, evaluate_after: bool = T
 def finish_text16(ema: TextUNet, diffusion: GaussianDiffusion, clip, meta: dict, directory=None,
                   evaluate_after: bool = True):
     """Evaluate (optionally) and write ``text16.pt``, its sidecar and its ``.json`` record."""
-    import json
     import time
     from pathlib import Path
 
-    from .checkpoints import save_module, sidecar_path
+    from .checkpoints import save_module_with_record
     from .pretrained import ASSETS
 
     ema = ema.cpu().eval()
@@ -421,12 +414,7 @@ def finish_text16(ema: TextUNet, diffusion: GaussianDiffusion, clip, meta: dict,
         t0 = time.perf_counter()
         meta["evaluation"] = evaluate_text2image(ema, diffusion.cpu(), clip)
         meta["evaluation"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
-    path = save_module(path, "TextUNet", ema, ema.text_config.to_dict(), meta)
-    meta.pop("betas")
-    meta["sha256"] = sidecar_path(path).read_text().split()[0]
-    meta["file_bytes"] = path.stat().st_size
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return save_module_with_record(path, "TextUNet", ema, ema.text_config.to_dict(), meta)
 
 
 def typical_prompts(template: str = "a photo of a {}") -> list[str]:
