@@ -9,14 +9,13 @@ binds the package's versions into the learner's namespace while it runs (:func:`
 :func:`~course_utils.checks._harness.bind_into`), so one slip does not cost points twice.
 
 The sympy exercise's run step returns the learner's expressions as ``sympy.srepr`` strings (outputs are
-plain data); the judge rebuilds them with :func:`_parse_srepr`, which reads only sympy constructors, never
-evaluates the string (the outputs come from where the learner's code ran).
+plain data); the judge rebuilds them with :func:`course_utils.checks._sympy.parse_srepr`, which reads only sympy
+constructors, never evaluates the string (the outputs come from where the learner's code ran).
 """
 from __future__ import annotations
 
-import ast
 import contextlib
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -25,6 +24,7 @@ from ..elbo import elbo_parts_1d, elbo_terms_1d, log_likelihood_1d, optimal_reve
 from ..schedules import linear_betas, make_betas
 from ..validation import is_int
 from . import _harness as h
+from ._sympy import parse_srepr
 
 __all__ = ["check_posterior_variance", "check_posterior_mean_coefs", "check_q_posterior",
            "check_predict_x0_from_eps", "check_posterior_mean_from_eps", "check_gaussian_kl",
@@ -453,81 +453,6 @@ check_gaussian_kl = h.register(h.Check(
 # ----------------------------------------------------------------------------------------------
 # Exercise (sympy): complete the square in q(x_{t-1} | x_t, x_0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x_0)
 # ----------------------------------------------------------------------------------------------
-_STRING_ARGS = {"Symbol", "Dummy", "Wild", "Float", "Function"}   # constructors whose first argument is a name
-_MAX_SREPR = 1_000_000
-
-
-def _parse_srepr(text: str):
-    """Rebuild a sympy expression from its ``sympy.srepr`` string without evaluating the string.
-
-    Only calls of sympy's own classes (``Add``, ``Mul``, ``Pow``, ``Symbol('x', positive=True)``,
-    ``Integer(2)``, ``log``, …), sympy's constants (``pi``, ``E``, ``I``, ``oo``, …) and number literals are
-    accepted; a string literal only as the name given to ``Symbol``/``Dummy``/``Wild``/``Float``/``Function``.
-    Raises ``ValueError`` on anything else.
-    """
-    import sympy as sp
-
-    if not isinstance(text, str) or len(text) > _MAX_SREPR:
-        raise ValueError(f"expected a sympy.srepr string of at most {_MAX_SREPR} characters")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, RecursionError, MemoryError) as e:
-        raise ValueError(f"not a sympy.srepr string ({type(e).__name__})") from None
-
-    def sympy_name(name: str):
-        obj = getattr(sp, name, None)
-        if name.startswith("_") or obj is None:
-            raise ValueError(f"{name!r} is not a sympy name")
-        if isinstance(obj, type) and issubclass(obj, sp.Basic):
-            return obj                                   # a class: Add, Symbol, log, Piecewise, …
-        if isinstance(obj, sp.Basic):
-            return obj                                   # a constant: pi, E, I, oo, zoo, nan, true
-        raise ValueError(f"{name!r} is not a sympy class or constant")
-
-    def number(node) -> Any:
-        if isinstance(node, ast.Constant) and (node.value is None or type(node.value) in (int, float, bool)):
-            return node.value
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = number(node.operand)
-            if type(v) in (int, float):
-                return -v if isinstance(node.op, ast.USub) else v
-        raise ValueError(f"unexpected {type(node).__name__} in a sympy.srepr string")
-
-    def build(node, depth: int = 0) -> Any:
-        if depth > 400:
-            raise ValueError("expression nested too deeply")
-        if isinstance(node, ast.Name):
-            return sympy_name(node.id)
-        if isinstance(node, ast.Call):
-            if isinstance(node.func, ast.Name):
-                func, fname = sympy_name(node.func.id), node.func.id
-            elif isinstance(node.func, ast.Call):        # Function('f')(x): an undefined function applied
-                func, fname = build(node.func, depth + 1), ""
-            else:
-                raise ValueError("unexpected call in a sympy.srepr string")
-            if not callable(func) or isinstance(func, sp.Basic) and not isinstance(func, type):
-                raise ValueError(f"{fname or 'that'} cannot be called")
-            args = []
-            for i, a in enumerate(node.args):
-                if i == 0 and fname in _STRING_ARGS and isinstance(a, ast.Constant) and isinstance(a.value, str):
-                    args.append(a.value)
-                elif isinstance(a, ast.Starred):
-                    raise ValueError("unexpected * in a sympy.srepr string")
-                else:
-                    args.append(build(a, depth + 1))
-            kwargs = {}
-            for kw in node.keywords:
-                if kw.arg is None:
-                    raise ValueError("unexpected ** in a sympy.srepr string")
-                kwargs[kw.arg] = number(kw.value)
-            return func(*args, **kwargs)
-        if isinstance(node, ast.Tuple):
-            return tuple(build(e, depth + 1) for e in node.elts)
-        return number(node)
-
-    return build(tree.body)
-
-
 def make_complete_the_square(names=("beta_t", "abar_prev", "x_t", "x_0", "x"), T: int = 10,
                              steps=(1, 4, 9)) -> dict:
     names = tuple(names)
@@ -570,7 +495,7 @@ def judge_complete_the_square(inputs: dict, outputs: dict) -> None:
         r.fail(f"{shown} should return a pair (precision, mean) of sympy expressions.")
     texts = h.value(r, outputs["srepr"])
     try:
-        prec, mean = (_parse_srepr(s) for s in texts)
+        prec, mean = (parse_srepr(s) for s in texts)
     except (ValueError, TypeError) as e:
         r.fail(f"{shown}: your expressions could not be read back from sympy.srepr ({e}); return sympy "
                f"expressions built from the symbols you were given.")

@@ -111,3 +111,15 @@ def test_learner_requirements_hold_what_the_lessons_need_and_nothing_for_instruc
     assert package <= learner and {"jupyterlab", "ipykernel"} <= learner
     assert not learner & {"nbgrader", "pytest", "nbval", "playwright", "diffusers", "hypothesis", "pytest-xdist"}
     assert not learner & _requirement_names(full)                 # each pin is written once
+
+
+MAX_MODULE_LINES = 700      # the restructure's rule: a module a newcomer can read in one sitting
+
+
+def test_no_module_of_the_package_is_over_the_line_limit():
+    """Each module of course_utils/ stays at most MAX_MODULE_LINES long (split by lesson or by job when it grows)."""
+    sizes = {p.relative_to(REPO).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+             for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert len(sizes) > 30, sorted(sizes)
+    too_long = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}"

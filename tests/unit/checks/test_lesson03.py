@@ -12,6 +12,7 @@ import torch
 
 from course_utils import checks
 from course_utils.checks import lesson03
+from course_utils.checks._sympy import parse_srepr
 from course_utils.diffusion import extract
 
 from check_support import fails, run, separates
@@ -203,23 +204,9 @@ def test_srepr_round_trip_keeps_expressions_and_assumptions():
              sp.Float(0.3) * beta - sp.Rational(-3, 7) * sp.pi + sp.I * sp.log(abar_prev) + sp.oo,
              sp.exp(-x0) + f(xt) + sp.Abs(xt) - 1, sp.Integer(-5), sp.sympify("1/b")]
     for e in exprs:
-        back = lesson03._parse_srepr(sp.srepr(e))
+        back = parse_srepr(sp.srepr(e))
         assert back == e and back.free_symbols == e.free_symbols
-    assert lesson03._parse_srepr(sp.srepr(beta)).is_positive and lesson03._parse_srepr(sp.srepr(x)).is_real
-
-
-@pytest.mark.parametrize("text", [
-    "__import__('os').system('echo hacked')",
-    "log('__import__(\"os\").system(\"echo hacked\")')",
-    "Symbol.__subclasses__()",
-    "Add(Symbol('x'), [1])",
-    "sympify('x')",
-    "Symbol('x', positive=open('f'))",
-    "Integer(*[1])",
-])
-def test_srepr_reader_refuses_anything_but_sympy_constructors(text):
-    with pytest.raises(ValueError):
-        lesson03._parse_srepr(text)
+    assert parse_srepr(sp.srepr(beta)).is_positive and parse_srepr(sp.srepr(x)).is_real
 
 
 def test_judge_reports_unreadable_expressions(capsys):
