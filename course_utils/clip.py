@@ -421,18 +421,14 @@ def load_clip(device: str | torch.device = "cpu", path=None) -> CLIP:
     Args:
         device: "cpu", "cuda", "auto", …; path: another file written by :func:`save_clip`.
     """
-    from .checkpoints import load_module_payload
-    from .pretrained import BUILD_COMMAND
-    from .utils import get_device
+    from .checkpoints import load_shipped_module
 
-    dev = get_device(device)
-    path = _clip16_path() if path is None else path
-    payload = load_module_payload(path, _KIND, dev, regenerate=f"{BUILD_COMMAND} {CLIP16}")
-    cfg = payload["config"]
-    model = CLIP(CLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
-    model.load_state_dict(payload["state_dict"])
-    model.meta = payload["meta"]
-    return model.to(dev).eval().requires_grad_(False)
+    def build(cfg: dict) -> CLIP:
+        return CLIP(CLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
+
+    model, meta = load_shipped_module(CLIP16, _KIND, build, device, path)
+    model.meta = meta
+    return model
 
 
 @torch.no_grad()

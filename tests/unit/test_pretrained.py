@@ -63,3 +63,12 @@ def test_build_command_trains_writes_and_records(tmp_path, monkeypatch):
     assert rec["train_config"]["steps"] == 4 and rec["train_config"]["seed"] == 5
     assert rec["file_bytes"] == (tmp_path / "cfg16.pt").stat().st_size
     assert model.config.channels == (8, 16) and model.null_class == 10
+
+
+def test_evaluate_ldm32_points_at_the_comparison_command_in_one_line(capsys):
+    """ldm32's figures are lesson 09's four-way table: the command says where, as a usage error (exit 2), not a traceback."""
+    with pytest.raises(SystemExit) as stop:
+        pretrained.main(["evaluate", "ldm32"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "python -m course_utils.sharper evaluate" in err and "Traceback" not in err
