@@ -119,9 +119,16 @@ def _sr_unet() -> UNetConfig:
 
 @dataclass(frozen=True)
 class SRUNetConfig:
-    """The super-resolution U-Net: a :class:`UNetConfig` with 2 input channels (x_t and the condition)."""
+    """The super-resolution U-Net: a :class:`UNetConfig` with 2 input channels (x_t and the condition).
+
+    ``residual_scale``: ``None`` — the model denoises the 32 px image itself (Ho et al. 2021, Saharia et al.
+    2022); a float ``s`` — it denoises the scaled residual ``r = (x − upsample(low)) / s`` (Li et al. 2022,
+    SRDiff), ``s`` the residual's standard deviation on the training pairs, so r has unit variance like the
+    images the schedule was made for; :func:`super_resolve` adds ``upsample(low) + s·r`` back.
+    """
 
     unet: UNetConfig = field(default_factory=_sr_unet)
+    residual_scale: float | None = None
 
     def __post_init__(self):
         u = self.unet if isinstance(self.unet, UNetConfig) else UNetConfig.from_dict(self.unet)
@@ -130,9 +137,15 @@ class SRUNetConfig:
             raise ValueError("SRUNetConfig.unet must have in_channels=2 (x_t and the condition), out_channels=1 and "
                              f"no classes; got in_channels={u.in_channels}, out_channels={u.resolved_out_channels}, "
                              f"num_classes={u.num_classes}.")
+        if self.residual_scale is not None and (not is_number(self.residual_scale) or not self.residual_scale > 0):
+            raise ValueError(f"SRUNetConfig.residual_scale must be None (denoise the image) or a positive float (the "
+                             f"residual's standard deviation); got {self.residual_scale!r}.")
 
     def to_dict(self) -> dict:
-        return {"unet": self.unet.to_dict()}
+        out = {"unet": self.unet.to_dict()}
+        if self.residual_scale is not None:
+            out["residual_scale"] = float(self.residual_scale)
+        return out
 
 
 class SRUNet(UNet):
@@ -201,13 +214,16 @@ def sr_training_pairs(train: bool = True, limit: int | None = None) -> torch.Ten
     return torch.cat([hi, upsample(low, HIGH)], dim=1)
 
 
-def make_sr_loss(max_level: float):
+def make_sr_loss(max_level: float, residual_scale: float | None = None):
     """``loss_fn(model, diffusion, x0, y, generator)`` for :func:`course_utils.train.train` on
     :func:`sr_training_pairs`: a ~ Uniform[0, max_level) per image, z_a = :func:`augment_condition`, then the
-    package's L_simple of the 32 px image with (z_a, a) bound to the model. Every draw comes from the trainer's
-    generator, so the loss is reproducible for the trainer's seed."""
+    package's L_simple of the 32 px image (or, with ``residual_scale`` s, of its scaled residual
+    ``(x − z) / s``) with (z_a, a) bound to the model. Every draw comes from the trainer's generator, so the
+    loss is reproducible for the trainer's seed."""
     if not is_number(max_level) or not 0.0 <= max_level < 1.0:
         raise ValueError(f"max_level must be a float in [0, 1); got {max_level!r}.")
+    if residual_scale is not None and (not is_number(residual_scale) or not residual_scale > 0):
+        raise ValueError(f"residual_scale must be None or a positive float; got {residual_scale!r}.")
 
     def loss_fn(model, diffusion, x0, y, generator):
         if x0.shape[1] != 2:
@@ -216,7 +232,8 @@ def make_sr_loss(max_level: float):
         hi, z = x0[:, :1], x0[:, 1:]
         a = torch.rand(x0.shape[0], device=x0.device, generator=generator) * max_level
         noise = torch.randn(z.shape, device=z.device, generator=generator, dtype=z.dtype)
-        return diffusion.loss_simple(Conditioned(model, augment_condition(z, a, noise), a), hi, generator=generator)
+        target = hi if residual_scale is None else (hi - z) / residual_scale
+        return diffusion.loss_simple(Conditioned(model, augment_condition(z, a, noise), a), target, generator=generator)
     return loss_fn
 
 
@@ -236,7 +253,8 @@ def super_resolve(model: SRUNet, diffusion: GaussianDiffusion, low: torch.Tensor
     """Stage 2, 16 → 32 px: upsample ``low``, augment it once to ``aug_level``, run DDIM (η = 0) of the SR model.
 
     The augmented condition z_a is drawn **once** and is the same at every denoising step; the model is told
-    the level that was applied.
+    the level that was applied. A model with ``sr_config.residual_scale = s`` denoises the scaled residual
+    instead (x̂0 not clipped: the residual is not bounded by [-1, 1]) and the result is ``upsample(low) + s·r``.
 
     Args:
         model: the super-resolution :class:`SRUNet`.
@@ -261,10 +279,13 @@ def super_resolve(model: SRUNet, diffusion: GaussianDiffusion, low: torch.Tensor
     a = _levels(aug_level, z.shape[0], dev, torch.float32)
     eps_c = torch.randn(z.shape, generator=generator, device=dev) if cond_noise is None else cond_noise.to(dev)
     x_T = torch.randn(z.shape, generator=generator, device=dev) if x_T is None else x_T.to(dev)
+    s = getattr(getattr(model, "sr_config", None), "residual_scale", None)
     with torch.no_grad():
         z_a = augment_condition(z, a, eps_c)
         x = diffusion.ddim_sample_loop(Conditioned(model, z_a, a), x_T=x_T, num_steps=num_steps,
-                                       generator=generator, progress=progress, clip_x0=True)
+                                       generator=generator, progress=progress, clip_x0=s is None)
+        if s is not None:
+            x = z + s * x
     return x.clamp(-1, 1)
 
 
@@ -374,15 +395,19 @@ def build_sr32(directory=None, progress: bool = True, evaluate_after: bool = Tru
     r = {**SR32_RECIPE, **({"steps": steps} if steps else {})}
     set_seed(r["seed"])
     pairs = sr_training_pairs(train=True)
-    model = SRUNet()
+    s = None
+    if r.get("residual"):
+        s = round(float((pairs[:, :1] - pairs[:, 1:]).std()), 4)      # the residual's std on the training pairs
+    model = SRUNet(SRUNetConfig(residual_scale=s))
     diffusion = GaussianDiffusion(linear_betas(r["T"]))
     cfg = TrainConfig(steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_steps=r["warmup_steps"],
                       ema_decay=r["ema_decay"], p_uncond=0.0, seed=r["seed"], progress=progress, log_every=50)
-    result = train(model, diffusion, pairs, cfg, loss_fn=make_sr_loss(r["max_aug_level"]))
+    result = train(model, diffusion, pairs, cfg, loss_fn=make_sr_loss(r["max_aug_level"], s))
     ema = result.ema_model.cpu().eval()
     meta = {"name": SR32, "lessons": ["09"],
             "description": "16 → 32 px super-resolution U-Net (channels (32, 64, 64), input cat(x_t, augmented "
-                           "upsampled condition), augmentation level embedded like t)",
+                           "upsampled condition), augmentation level embedded like t" +
+                           (f"; denoises the residual (x − upsample(low)) / {s})" if s else ")"),
             "command": f"{BUILD_COMMAND} {SR32}" + (f" --steps {steps}" if steps else ""), "recipe": r,
             "model_config": ema.sr_config.to_dict(), "schedule": "linear",
             "parameters": sum(p.numel() for p in ema.parameters()),

@@ -384,3 +384,60 @@ class TestShippedSR32:
         assert float(high.abs().max()) <= 1 and float(low.abs().max()) <= 1
         torch.testing.assert_close(cascade.sample(labels, seed=1, num_steps=5), high, rtol=0, atol=0)
         assert not torch.allclose(cascade.sample(labels, seed=2, num_steps=5), high)
+
+
+# ---------------------------------------------------------------------------------------------- residual variant
+class ResidualRecorder(Recorder):
+    """The recording stand-in, declared a residual model (sr_config.residual_scale = s)."""
+
+    def __init__(self, s):
+        super().__init__()
+        self.sr_config = cascade.SRUNetConfig(UNetConfig(in_channels=2, out_channels=1, channels=(8, 16),
+                                                         norm_groups=4), residual_scale=s)
+
+
+def test_residual_config_round_trips_and_refuses_a_bad_scale():
+    cfg = cascade.SRUNetConfig(residual_scale=0.15)
+    assert cascade.SRUNetConfig(**cfg.to_dict()) == cfg and "residual_scale" not in cascade.SRUNetConfig().to_dict()
+    model = cascade.SRUNet(cfg.to_dict())
+    assert model.sr_config.residual_scale == 0.15
+    for bad in (0.0, -1.0, "0.1", True):
+        with pytest.raises(ValueError, match="residual_scale must be None"):
+            cascade.SRUNetConfig(residual_scale=bad)
+
+
+def test_residual_loss_targets_the_scaled_residual():
+    """With a fixed generator the residual loss is L_simple of (x − z)/s: the same draws as the package's loss."""
+    pairs, s = _pairs(B=4, size=16), 0.2
+    rec = Recorder()
+    cascade.make_sr_loss(0.0, residual_scale=s)(rec, D50, pairs, None, torch.Generator().manual_seed(3))
+    (xt, t, cond, a), = rec.calls
+    torch.testing.assert_close(cond, pairs[:, 1:])                        # a = 0: the clean condition
+    g = torch.Generator().manual_seed(3)
+    torch.rand(4, generator=g)
+    torch.randn(pairs[:, 1:].shape, generator=g)                           # the augmentation's draws, in order
+    t_ref = torch.randint(0, 50, (4,), generator=g)
+    noise = torch.randn(pairs[:, :1].shape, generator=g)
+    abar = torch.cumprod(1 - linear_betas(50).double(), 0)[t_ref].view(-1, 1, 1, 1)
+    r0 = (pairs[:, :1].double() - pairs[:, 1:].double()) / s
+    torch.testing.assert_close(t, t_ref)
+    torch.testing.assert_close(xt.double(), abar.sqrt() * r0 + (1 - abar).sqrt() * noise.double(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="residual_scale must be None or a positive float"):
+        cascade.make_sr_loss(0.5, residual_scale=0)
+
+
+def test_residual_super_resolve_adds_the_scaled_residual_to_the_upsample():
+    """DDIM (η = 0, x̂0 not clipped) in residual space, written out here, then upsample(low) + s·r."""
+    s, low = 0.25, _low(B=3, size=8)
+    x_T = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(4))
+    out = cascade.super_resolve(ResidualRecorder(s), D50, low, aug_level=0.0, num_steps=5, x_T=x_T)
+    abar = torch.cumprod(1 - linear_betas(50).double(), 0)
+    ts = D50.ddim_timesteps(5)
+    r = x_T.double()
+    for t, t_prev in zip(ts, ts[1:] + [-1]):
+        eps = 0.3 * r                                                     # the recorder's ε prediction
+        x0 = (r - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        ab_prev = abar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        r = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+    want = (cascade.upsample(low, 16).double() + s * r).clamp(-1, 1)
+    torch.testing.assert_close(out.double(), want, rtol=1e-4, atol=1e-4)
