@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import course_runtime, gpu_check, loss_weighting, sampling, time_to_quality, train_throughput
+from . import course_runtime, gpu_check, loss_weighting, sampling, sampling_ratio, time_to_quality, train_throughput
 from .common import REPO, markdown_table, read_results
 
 # name → (main, its arguments, the extra arguments of a quick run)
@@ -28,6 +28,7 @@ BENCHES = {
                          "--ddim-steps", "4"]),
     "sampling": (sampling.main, ["--device", "{device}"],
                  ["--samples", "32", "--ddpm-samples", "4", "--steps", "10", "--etas", "0"]),
+    "sampling_ratio": (sampling_ratio.main, ["--device", "{device}"], ["--images", "4", "--rounds", "1", "--steps", "2"]),
     "course_runtime": (course_runtime.main, [], ["--lessons", "02_forward_diffusion", "--no-grading"]),
     "loss_weighting": (loss_weighting.main, ["--device", "{device}", "--amp", "bf16"],
                        ["--steps", "4", "--limit", "1024", "--samples", "8", "--sample-steps", "5", "--real", "64",
@@ -115,6 +116,24 @@ def _section_sampling(results: dict) -> list[str]:
                 f"the {r['real_images']} test images. One network evaluation costs "
                 f"{r['gflop_per_forward_image']} GFLOP per image.", "", _machine_line(r), "",
                 sampling.table(r), ""]
+    return out
+
+
+def _section_sampling_ratio(results: dict) -> list[str]:
+    out, r = _start("Sampling speed: ours vs diffusers' DDIMScheduler on the same network", results,
+                    "sampling_ratio_cpu" if "sampling_ratio_cpu" in results else "sampling_ratio_cuda", "sampling_ratio")
+    if r is None:
+        return out
+    for key in ("sampling_ratio_cpu", "sampling_ratio_cuda"):
+        if key not in results:
+            continue
+        r = results[key]
+        out += [f"`{r['checkpoint']}`, DDIM-{r['steps']} with classifier-free guidance w = {r['w']} (the conditional and "
+                f"null passes in one batch: {r['network_evaluations_per_image']} network evaluations per image), x̂0 "
+                f"clipped, {r['images_per_round']} images per call, {r['rounds']} rounds round-robin after a warm-up; "
+                "one option per row. The last column compares each sampler's images with ours in fp32 from the same "
+                "x_T (diffusers steps to t − T/S, ours to the next of linspace(0, T − 1, S): a small difference is "
+                "expected, a large one would be a bug).", "", _machine_line(r), "", sampling_ratio.table(r), ""]
     return out
 
 
@@ -267,6 +286,15 @@ def _section_goals(results: dict) -> list[str]:
             rows.append([goal, "not measured (the GPU run stopped before this loop)", "open"])
         else:
             rows.append([goal, "not measured (no GPU)", "open"])
+    sr = results.get("sampling_ratio_cpu")
+    if sr:
+        by = {row["contender"]: row["vs_diffusers_fp32"] for row in sr["rows"]}
+        best = max(by, key=by.get)
+        rows.append(["DDIM-20 sampling ≥ 1.5× diffusers' DDIMScheduler (CPU, images/s)",
+                     f"ours fp32 {by['ours']}×; best, {best}: {by[best]}×; diffusers + bf16 {by['diffusers + bf16']}×",
+                     "met (bf16)" if by.get("ours + bf16", 0) >= 1.5 else "not met"])
+    else:
+        rows.append(["DDIM-20 sampling ≥ 1.5× diffusers' DDIMScheduler (CPU, images/s)", "not measured", "open"])
     cpu = results.get("train_throughput_cpu")
     if cpu:
         rows.append(["CPU images/s vs diffusers (no goal set)", f"{cpu['ratios']['ours_vs_diffusers']}×", "–"])
@@ -283,6 +311,7 @@ def render(results: dict | None = None, path: Path | None = None) -> Path:
     lines += _section_throughput(results)
     lines += _section_ttq(results)
     lines += _section_sampling(results)
+    lines += _section_sampling_ratio(results)
     lines += _section_loss_weighting(results)
     lines += _section_course(results)
     lines += gpu_check.report_lines(results)            # nothing unless bench/gpu_check.py has run on a GPU

@@ -176,6 +176,23 @@ def test_measuring_scripts_run_at_tiny_sizes(tmp_path):
     assert all(c["curve"] and c["steps_run"] >= 3 for c in tq["contenders"])
 
 
+def test_sampling_ratio_runs_at_tiny_sizes_and_both_samplers_compute_ddim(tmp_path):
+    """Every contender once at tiny sizes (not a measurement); the fp32 samplers agree on the images."""
+    pytest.importorskip("diffusers")
+    from bench import sampling_ratio
+
+    assert sampling_ratio.main(["--images", "4", "--rounds", "1", "--steps", "50", "--device", "cpu", "--threads", "1",
+                                "--out", str(tmp_path)]) == 0
+    r = json.loads((tmp_path / "sampling_ratio_cpu.json").read_text())
+    rows = {row["contender"]: row for row in r["rows"]}
+    assert list(rows) == list(sampling_ratio.CONTENDERS)
+    assert rows["ours"]["mean_abs_diff_to_ours_fp32"] == 0 and rows["diffusers"]["vs_diffusers_fp32"] == 1.0
+    # same network, same x_T, DDIM-50 on nearly the same timesteps: the images agree to a few hundredths
+    assert rows["diffusers"]["mean_abs_diff_to_ours_fp32"] < 0.05
+    assert rows["ours + bf16"]["mean_abs_diff_to_ours_fp32"] < 0.05
+    assert all(row["images_per_s"] > 0 for row in r["rows"])
+
+
 def _fake_loss_weighting(seeds=(0,)):
     machine = _fake_results()["time_to_quality_cpu"]["machine"]
     rows = []
