@@ -234,7 +234,8 @@ def _section_sharper() -> list[str]:
             f"shipped classifier's feature space, its class agreement, and sampling seconds per 1,000 images. Then the "
             f"noise-conditioning augmentation sweep: the same base samples super-resolved at each level "
             f"({r.get('augmentation_sweep', {}).get('samples')} per level). Training seconds of the shipped models, as "
-            f"their records state: {r.get('training_seconds')}.", "", table_markdown(r), ""]
+            f"their records state: {r.get('training_seconds')}.", ""] + \
+        ([f"Note: {r['note']}.", ""] if r.get("note") else []) + [table_markdown(r), ""]
 
 
 def _section_checkpoints() -> list[str]:

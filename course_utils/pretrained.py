@@ -88,7 +88,9 @@ RECIPES: dict[str, Recipe] = {
                     "cascade's training compute (lesson 09's pixel-space baseline)",
         # 950 steps of 128 at 32 px cost what the cascade's training did: cfg16's 1200 steps of 128 at 16 px plus
         # sr32's 2000 steps of 64 at 32 px, converted with one machine's per-step times (AMD EPYC, 2 threads,
-        # 2026-12-04: 0.25 s, 0.53 s and 1.46 s per step): (1200 × 0.25 + 2000 × 0.53) / 1.46 ≈ 930
+        # 2026-12-04: 0.25 s, 0.53 s and 1.46 s per step): (1200 × 0.25 + 2000 × 0.53) / 1.46 ≈ 930. The shipped sr32
+        # now trains 3500 steps (the residual model): a matched cfg32 would need ≈ 1475 steps; this one was not
+        # rebuilt, so it has about 64 % of today's cascade compute (sharper32.json's note says so)
         model=UNetConfig(channels=(32, 64, 64), num_classes=10), image_size=32,
         train=dataclasses.replace(_train(950), p_uncond=0.1, ema_decay=0.995), eval_per_class=20),
 }

@@ -3,7 +3,8 @@
 (a) ``bicubic`` — the 16 px base model ``cfg16`` (guidance w), upsampled bicubically;
 (b) ``cascade`` — ``cfg16`` then the super-resolution model ``sr32`` (:mod:`course_utils.cascade`);
 (c) ``latent`` — the DDPM on ``ae32``'s latents, decoded (:mod:`course_utils.latent`);
-(d) ``pixel32`` — ``cfg32``, a U-Net trained directly on 32 px images for about the cascade's training time.
+(d) ``pixel32`` — ``cfg32``, a U-Net trained directly on 32 px images for the training time of the cascade's
+first version (about 64 % of today's: the record's ``note``).
 
 For each: ``n`` samples (an equal number per class) from one seed with DDIM-20 per stage, their Fréchet
 distance to the 10,000 real test images at 32 px in two feature spaces, the classifier's class agreement, and
@@ -42,6 +43,12 @@ SHARP_CLASSIFIER = Path(__file__).resolve().parent / "assets" / "fashion_classif
 TRAIN_SHARP_COMMAND = ("python scripts/train_classifier.py --size-probs 0,0.5,0.5 --epochs 3 --threads 1 "
                        "--out course_utils/assets/fashion_classifier_sharp.pt")
 EVALUATE_COMMAND = "python -m course_utils.sharper evaluate"
+# What the figures cannot say by themselves (written into the record, shown in BENCHMARKS.md)
+RECORD_NOTE = ("sr32 is the residual model (Li et al. 2022: it denoises (x − upsample(low)) / 0.1453), 3,500 steps "
+               "of 64 on 2 threads (1,995 s, light tests beside it). cfg32 was matched to the first sr32's 2,000 "
+               "steps, the cascade's compute at the time; with 3,500 super-resolution steps a matched cfg32 would "
+               "need about 1,475 steps ((1200 × 0.25 + 3500 × 0.53) / 1.46, per-step seconds on the AMD EPYC VM), "
+               "so (d) had about 64 % of the cascade's training compute")
 METHODS = {
     "bicubic": "(a) cfg16 16 px samples, bicubic ×2",
     "cascade": "(b) cascade: cfg16 → sr32",
@@ -153,6 +160,7 @@ def evaluate(n: int = 1000, sweep_n: int = 500, w: float = 2.0, num_steps: int =
     score("pixel32", x, t)
 
     rec["training_seconds"] = _training_seconds()
+    rec["note"] = RECORD_NOTE
     rec.update({"command": EVALUATE_COMMAND, "threads": torch.get_num_threads(),
                 "machine": f"{platform.machine()} {os.cpu_count()} logical cpus, {_cpu_name()}",
                 "torch": torch.__version__,

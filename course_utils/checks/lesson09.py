@@ -44,13 +44,15 @@ class StandInSR(torch.nn.Module):
 
     ε(x_t, t, cond, a) = conv(cat[x_t, cond])·(1 + t/T) + c·a: a fixed random 3×3 convolution that weighs the
     two slots differently (so they cannot be swapped unseen), scaled by the timestep, plus a term in the level
-    it is told. Nothing is trained; every input changes the prediction.
+    it is told. Nothing is trained; every input changes the prediction. ``sr_config.residual_scale`` says, as on
+    the real :class:`~course_utils.cascade.SRUNet`, whether it denoises the image (None) or the scaled residual.
     """
 
-    def __init__(self, seed: int = 0, T: int = 50):
+    def __init__(self, seed: int = 0, T: int = 50, residual_scale: float | None = None):
         super().__init__()
         g = h.gen(seed)
         self.T = T
+        self.sr_config = cascade.SRUNetConfig(residual_scale=residual_scale)
         self.conv = torch.nn.Conv2d(2, 1, 3, padding=1)
         with torch.no_grad():
             self.conv.weight.copy_(torch.randn(1, 2, 3, 3, generator=g) * 0.3)
@@ -270,16 +272,22 @@ def reference_super_resolve(model, diffusion, low, aug_level, cond_noise, x_T, n
 
 
 def make_super_resolve(batch: int = 3, side: int = 8, aug_level: float = 0.3, num_steps: int = 4, T: int = 50,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, residual_scale: float | None = 0.5) -> dict:
+    """``residual_scale``: the stand-in model's ``sr_config.residual_scale`` (0.5: it denoises the residual, as
+    the shipped ``sr32`` does; None: the image itself)."""
+    if residual_scale is not None and (not isinstance(residual_scale, (int, float)) or isinstance(residual_scale, bool)
+                                       or not residual_scale > 0):
+        raise ValueError(f"residual_scale should be None or a positive float; got {residual_scale!r}.")
     big = (batch, 1, 2 * side, 2 * side)
     return {"low": h.images((batch, 1, side, side), seed), "aug_level": float(aug_level), "num_steps": num_steps,
             "T": T, "model_seed": seed, "cond_noise": torch.randn(big, generator=h.gen(seed + 1)),
-            "x_T": torch.randn(big, generator=h.gen(seed + 2))}
+            "x_T": torch.randn(big, generator=h.gen(seed + 2)),
+            "residual_scale": None if residual_scale is None else float(residual_scale)}
 
 
 def run_super_resolve(inputs: dict, fn) -> dict:
     with h.one_thread():
-        model = StandInSR(inputs["model_seed"], inputs["T"])
+        model = StandInSR(inputs["model_seed"], inputs["T"], inputs.get("residual_scale"))
         d = GaussianDiffusion(linear_betas(inputs["T"]))
         out = h.call(fn, model, d, inputs["low"].clone(), inputs["aug_level"], inputs["cond_noise"].clone(),
                      inputs["x_T"].clone(), inputs["num_steps"])
@@ -290,10 +298,11 @@ def judge_super_resolve(inputs: dict, outputs: dict) -> None:
     __tracebackhide__ = True  # noqa: F841
     r = h.Report("super_resolve")
     low, a, eps_c, x_T, n, T = (inputs[k] for k in ("low", "aug_level", "cond_noise", "x_T", "num_steps", "T"))
+    rs = inputs.get("residual_scale")
     B, _, s, _ = low.shape
     S = 2 * s
-    shown = (f"super_resolve(model, diffusion (T={T}), low {h.fmt_shape(low.shape)}, aug_level={a:g}, cond_noise, "
-             f"x_T, num_steps={n})")
+    shown = (f"super_resolve(model (residual_scale={rs}), diffusion (T={T}), low {h.fmt_shape(low.shape)}, "
+             f"aug_level={a:g}, cond_noise, x_T, num_steps={n})")
     e = outputs["out"].get("error") or {}
     if e.get("type") == "RuntimeError" and "must match the size" in e.get("message", ""):
         where = f" (at {e['where']})" if e.get("where") else ""
@@ -306,10 +315,12 @@ def judge_super_resolve(inputs: dict, outputs: dict) -> None:
     h.check_shape_dtype(r, out, (B, 1, S, S), None, shown)
     d = GaussianDiffusion(linear_betas(T))
     with h.one_thread():
-        ref = cascade.super_resolve(StandInSR(inputs["model_seed"], T), d, low, a, n, cond_noise=eps_c, x_T=x_T)
+        ref = cascade.super_resolve(StandInSR(inputs["model_seed"], T, rs), d, low, a, n, cond_noise=eps_c, x_T=x_T)
         if h.close(out, ref, _RTOL, _ATOL):
+            how = ("with x̂0 clipped" if rs is None else
+                   f"on the residual, x̂0 not clipped, then upsample(low) + {rs:g}·r")
             r.ok(f"{shown}: matches cascade.super_resolve (condition upsampled bicubic to {S} px and augmented once "
-                 f"to a = {a:g}, the model told a, DDIM over t = {d.ddim_timesteps(n)} with x̂0 clipped)")
+                 f"to a = {a:g}, the model told a, DDIM over t = {d.ddim_timesteps(n)} {how})")
             return
         calls = outputs["calls"]
         if not calls:
@@ -365,17 +376,42 @@ def judge_super_resolve(inputs: dict, outputs: dict) -> None:
                            f"standard deviation (what augment_condition takes).")
                 r.fail(f"the model was told aug_level = {[round(v, 4) for v in told.tolist()]}; tell it the level "
                        f"the condition was augmented to, a = {a:g}, at every step.")
-        cm = cascade.Conditioned(StandInSR(inputs["model_seed"], T), za, want_a)
+        cm = cascade.Conditioned(StandInSR(inputs["model_seed"], T, rs), za, want_a)
         no_clip = d.ddim_sample_loop(cm, x_T=x_T, num_steps=n, clip_x0=False, progress=False)
-        if h.close(out, no_clip, _RTOL, _ATOL) or h.close(out, no_clip.clamp(-1, 1), _RTOL, _ATOL):
-            r.fail("x̂0 was not clipped to [-1, 1] at each step: images live in [-1, 1], so the sampler clips its "
-                   "estimate of the clean image. Pass clip_x0=True to diffusion.ddim_sample_loop (this schedule's "
-                   "default is False).")
         if h.close(out, za, _RTOL, _ATOL):
             r.fail("you returned the condition z_a, not the sample the DDIM loop ends on.")
-    r.fail(f"the model saw the right inputs at the right timesteps, but the result differs from DDIM (η = 0) with "
-           f"x̂0 clipped ({_largest(out, ref)}): use diffusion.ddim_sample_loop(Conditioned(model, z_a, a), "
-           f"x_T=x_T, num_steps=num_steps, clip_x0=True), then clamp to [-1, 1].")
+        if rs is None:
+            if h.close(out, no_clip, _RTOL, _ATOL) or h.close(out, no_clip.clamp(-1, 1), _RTOL, _ATOL):
+                r.fail("x̂0 was not clipped to [-1, 1] at each step: images live in [-1, 1], so the sampler clips its "
+                       "estimate of the clean image. Pass clip_x0=True to diffusion.ddim_sample_loop (this schedule's "
+                       "default is False).")
+            r.fail(f"the model saw the right inputs at the right timesteps, but the result differs from DDIM (η = 0) "
+                   f"with x̂0 clipped ({_largest(out, ref)}): use diffusion.ddim_sample_loop(Conditioned(model, z_a, "
+                   f"a), x_T=x_T, num_steps=num_steps, clip_x0=True), then clamp to [-1, 1].")
+        clipped = d.ddim_sample_loop(cm, x_T=x_T, num_steps=n, clip_x0=True, progress=False)
+        _first_match(r, out, {
+            f"you returned the residual r that DDIM ends on, not the image: this model (sr_config.residual_scale = "
+            f"{rs:g}) denoises r = (x − upsample(low)) / {rs:g}; return (z + {rs:g}·r).clamp(-1, 1).":
+                no_clip.clamp(-1, 1),
+            f"you sampled as if the model denoised the image (x̂0 clipped, the result returned as it is), but this "
+            f"model has sr_config.residual_scale = {rs:g}: it denoises the residual r = (x − upsample(low)) / {rs:g}. "
+            f"Sample r with clip_x0=False and return (z + {rs:g}·r).clamp(-1, 1).": clipped.clamp(-1, 1),
+            f"you returned {rs:g}·r, the residual without the upsampled image under it: add z = upsample(low) back, "
+            f"(z + {rs:g}·r).clamp(-1, 1).": (rs * no_clip).clamp(-1, 1),
+            f"the residual was added unscaled, z + r: the model's r is the residual divided by its standard deviation "
+            f"s = sr_config.residual_scale = {rs:g}; multiply back: z + s·r.": (z + no_clip).clamp(-1, 1),
+            f"the residual was divided by s: the model's r is (x − z) / s, so x = z + s·r (s = {rs:g}), not z + r / s.":
+                (z + no_clip / rs).clamp(-1, 1),
+            "the residual was added to the augmented condition z_a; the residual is measured from the clean upsample "
+            "z = upsample(low) (the augmentation noise is only the model's input): z + s·r.":
+                (za + rs * no_clip).clamp(-1, 1),
+            "x̂0 was clipped to [-1, 1] at each step, but here x̂0 is the scaled residual, which is not bounded by "
+            "[-1, 1]: sample the residual with clip_x0=False and clamp only the final image z + s·r.":
+                (z + rs * clipped).clamp(-1, 1),
+        })
+    r.fail(f"the model saw the right inputs at the right timesteps, but the result differs from DDIM (η = 0) on the "
+           f"residual ({_largest(out, ref)}): r = diffusion.ddim_sample_loop(Conditioned(model, z_a, a), x_T=x_T, "
+           f"num_steps=num_steps, clip_x0=False), then (z + s·r).clamp(-1, 1) with s = model.sr_config.residual_scale.")
 
 
 check_super_resolve = h.register(h.Check(
@@ -384,8 +420,10 @@ check_super_resolve = h.register(h.Check(
     doc="Check ``fn(model, diffusion, low, aug_level, cond_noise, x_T, num_steps) -> (B, 1, 2h, 2w)``: stage 2.\n\n"
         "A recording stand-in SR model (:class:`StandInSR`) sees every (x_t, t, cond, aug_level). The answer must "
         "upsample ``low`` bicubic to twice its side (``cascade.upsample``), augment it ONCE with ``cond_noise`` to "
-        "``aug_level``, tell the model that level, and run DDIM (η = 0, x̂0 clipped) over "
-        "``diffusion.ddim_timesteps(num_steps)`` from ``x_T``: :func:`course_utils.cascade.super_resolve`.\n\n"
+        "``aug_level``, tell the model that level, and run DDIM (η = 0) over ``diffusion.ddim_timesteps(num_steps)`` "
+        "from ``x_T``: for a model with ``sr_config.residual_scale = s`` (the default stand-in, s = 0.5, as the "
+        "shipped sr32) DDIM of the residual, x̂0 not clipped, then ``(z + s·r).clamp(-1, 1)``; for s = None (pass "
+        "``residual_scale=None``) DDIM of the image with x̂0 clipped: :func:`course_utils.cascade.super_resolve`.\n\n"
         "``cascade.upsample``, ``augment_condition`` and ``Conditioned`` may be used (Conditioned only binds the "
         "condition so that ``diffusion.ddim_sample_loop`` can call ``model(x_t, t)``)."))
 

@@ -3,9 +3,10 @@ autograde of the solution, the untouched student notebook and one exercise right
 augmentation is not variance-preserving (scored in-process by ``lesson_harness.grade_cells``), and direct runs of
 each test cell on the lesson's classic mistakes: the hidden tests must catch an augmentation that adds the noise
 without shrinking the condition, treats a as a variance or uses one level for the batch; a super-resolution sampler
-that does not augment, tells the model another level, redraws the augmentation every step, upsamples nearest or
-does not clip x̂0; a scale factor that is the standard deviation itself, or per channel; a latent sampler that
-multiplies by the scale factor, never unscales, clips the latents or ignores the guidance."""
+that does not augment, tells the model another level, redraws the augmentation every step, upsamples nearest,
+clips the residual's x̂0, or does not add the scaled residual back to the clean upsample; a scale factor that is the
+standard deviation itself, or per channel; a latent sampler that multiplies by the scale factor, never unscales,
+clips the latents or ignores the guidance."""
 from __future__ import annotations
 
 import nbformat
@@ -34,7 +35,13 @@ MISTAKES = {
                                        "eps = model(x, t, cascade.augment_condition(z, a, torch.randn_like(z)), a)", True),
     "nearest_upsampling": ("ex2-super-resolve", "z = cascade.upsample(low, 2 * low.shape[-1])",
                            "z = F.interpolate(low, scale_factor=2, mode='nearest')", True),
-    "x0_not_clipped": ("ex2-super-resolve", "clip_x0=True)", "clip_x0=False)", True),
+    "residual_x0_clipped": ("ex2-super-resolve", "clip_x0=s is None)", "clip_x0=True)", True),
+    "residual_not_added": ("ex2-super-resolve", "return (x if s is None else z + s * x).clamp(-1, 1)",
+                           "return x.clamp(-1, 1)", True),
+    "residual_unscaled": ("ex2-super-resolve", "return (x if s is None else z + s * x).clamp(-1, 1)",
+                          "return (x if s is None else z + x).clamp(-1, 1)", True),
+    "residual_on_the_augmented_condition": ("ex2-super-resolve", "return (x if s is None else z + s * x).clamp(-1, 1)",
+                                            "return (x if s is None else z_a + s * x).clamp(-1, 1)", True),
     "std_not_inverse": ("ex3-scale-factor", "return 1.0 / latents.float().flatten().std().item()",
                         "return latents.float().flatten().std().item()", True),
     "per_channel": ("ex3-scale-factor", "return 1.0 / latents.float().flatten().std().item()",

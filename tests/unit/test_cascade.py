@@ -350,20 +350,22 @@ class TestShippedSR32:
         model, diffusion, meta = cascade.load_sr32()
         assert isinstance(model, cascade.SRUNet) and not model.training
         assert not any(p.requires_grad for p in model.parameters())
-        assert diffusion.num_timesteps == cascade.SR32_RECIPE["T"] and diffusion.clip_x0 is True
+        assert diffusion.num_timesteps == cascade.SR32_RECIPE["T"]
+        assert model.sr_config.residual_scale == meta["model_config"]["residual_scale"] and 0.1 < meta["model_config"]["residual_scale"] < 0.2
+        assert diffusion.clip_x0 is False                       # x̂0 is the scaled residual: not bounded by [-1, 1]
         rec = json.loads((ASSETS / "sr32.json").read_text())
         assert rec["sha256"] == (ASSETS / "sr32.pt.sha256").read_text().split()[0]
         assert rec["model_config"] == model.sr_config.to_dict() == meta["model_config"]
 
     def test_record_sweeps_every_level_and_the_clean_condition_beats_bicubic_on_real_images(self):
-        """On real 16 px test images (the record's evaluation, sharp classifier) super-resolution at a = 0 beats bicubic
-        in squared error and Fréchet distance, and noise only makes it worse (what lesson 09 says about the record)."""
+        """On real 16 px test images (the record's evaluation, sharp classifier) super-resolution at a = 0 more than
+        halves bicubic's Fréchet distance and squared error, and the most noise costs the most (what lesson 09 says)."""
         ev = json.loads((ASSETS / "sr32.json").read_text())["evaluation"]
         per = ev["per_level"]
         assert set(per) == {str(a) for a in cascade.AUG_SWEEP}
         fd = {float(a): v["frechet_distance"] for a, v in per.items()}
-        assert fd[0.0] < ev["bicubic"]["frechet_distance"] and per["0.0"]["mse"] < ev["bicubic"]["mse"]
-        assert min(fd, key=fd.get) == 0.0 and fd[max(fd)] > fd[0.0]
+        assert fd[0.0] < 0.5 * ev["bicubic"]["frechet_distance"] and per["0.0"]["mse"] < 0.5 * ev["bicubic"]["mse"]
+        assert fd[max(fd)] == max(fd.values()) and fd[max(fd)] > fd[0.0]
 
     def test_super_resolution_follows_its_condition(self):
         from course_utils.data import load_fashion_mnist

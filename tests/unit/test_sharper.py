@@ -48,6 +48,10 @@ def test_shipped_record_reaches_the_lessons_goals():
     assert set(sweep) == set(cascade.AUG_SWEEP)
     assert m["cascade"]["aug_level"] == cascade.LESSON_AUG == min(sweep, key=sweep.get)   # the sweep's best
     assert m["latent"]["seconds_per_1000"] < m["pixel32"]["seconds_per_1000"] / 3           # latent: ≥ 3× faster
+    # the cascade: about a fifth below bicubic in the sharp space (the lesson's words), lower in the course space too
+    assert m["cascade"]["frechet_distance"] < 0.82 * m["bicubic"]["frechet_distance"]
+    assert m["cascade"]["frechet_distance_course_classifier"] < m["bicubic"]["frechet_distance_course_classifier"]
+    assert rec["note"] == sharper.RECORD_NOTE
     assert m["cascade"]["class_agreement"] >= 0.9 and m["latent"]["class_agreement"] >= 0.9
 
 

@@ -120,10 +120,15 @@ def _sr(mistake=None):
         T = diffusion.num_timesteps
         steps = list(range(T - 1, -1, -(T // num_steps))) if mistake == "timesteps" else None
         start = torch.randn(x_T.shape) if mistake == "fresh_noise" else x_T
+        s = model.sr_config.residual_scale                 # None: the model denoises the image itself
+        clip = (s is None) != (mistake in ("no_clip", "clip_residual"))
         with torch.no_grad():
-            x = _ddim(eps, diffusion, start, num_steps, clip=mistake != "no_clip", steps=steps)
+            x = _ddim(eps, diffusion, start, num_steps, clip=clip, steps=steps)
         if mistake == "low_size":
             return low
+        if s is not None:                                  # x is the scaled residual r: the image is z + s·r
+            x = {"residual_only": x, "residual_times_s": s * x, "unscaled": z + x, "divided": z + x / s,
+                 "plus_za": za + s * x}.get(mistake, z + s * x)
         return x.clamp(-1, 1)
     return fn
 
@@ -132,8 +137,21 @@ def test_super_resolve_right(capsys):
     run(checks.check_super_resolve, _sr())
     run(checks.check_super_resolve, _sr("told_float"))                      # a float level is fine
     run(checks.check_super_resolve, _sr(), batch=2, side=4, aug_level=0.0, num_steps=6, seed=3)
+    run(checks.check_super_resolve, _sr(), residual_scale=None)             # a model that denoises the image
+    run(checks.check_super_resolve, _sr(), residual_scale=0.2, seed=2)
     out = capsys.readouterr()
-    assert out.err == "" and out.out.count("✓") == 3 and "✗" not in out.out
+    assert out.err == "" and out.out.count("✓") == 5 and "✗" not in out.out
+
+
+def test_super_resolve_for_one_kind_of_model_fails_for_the_other(capsys):
+    """An answer that ignores sr_config.residual_scale is caught for the kind of model it did not expect."""
+    def image_only(model, diffusion, low, aug_level, cond_noise, x_T, num_steps):
+        from course_utils import cascade
+        z_a = cascade.augment_condition(cascade.upsample(low, 2 * low.shape[-1]), aug_level, cond_noise)
+        return diffusion.ddim_sample_loop(cascade.Conditioned(model, z_a, aug_level), x_T=x_T, num_steps=num_steps,
+                                          clip_x0=True, progress=False).clamp(-1, 1)
+    fails(capsys, checks.check_super_resolve, image_only, match="as if the model denoised the image")
+    fails(capsys, checks.check_super_resolve, _sr("residual_only"), residual_scale=0.5, match="not the image")
 
 
 def test_super_resolve_with_the_package_parts_passes(capsys):
@@ -141,9 +159,11 @@ def test_super_resolve_with_the_package_parts_passes(capsys):
     from course_utils import cascade
 
     def fn(model, diffusion, low, aug_level, cond_noise, x_T, num_steps):
-        z_a = cascade.augment_condition(cascade.upsample(low, 2 * low.shape[-1]), aug_level, cond_noise)
-        return diffusion.ddim_sample_loop(cascade.Conditioned(model, z_a, aug_level), x_T=x_T, num_steps=num_steps,
-                                          clip_x0=True, progress=False).clamp(-1, 1)
+        z = cascade.upsample(low, 2 * low.shape[-1])
+        z_a = cascade.augment_condition(z, aug_level, cond_noise)
+        r = diffusion.ddim_sample_loop(cascade.Conditioned(model, z_a, aug_level), x_T=x_T, num_steps=num_steps,
+                                       clip_x0=False, progress=False)
+        return (z + model.sr_config.residual_scale * r).clamp(-1, 1)
     check = checks.check_super_resolve
     with blocked(check):
         outputs = check.run(check.make(), fn)
@@ -161,13 +181,24 @@ def test_super_resolve_with_the_package_parts_passes(capsys):
     ("told_squared", "a variance"),
     ("redrawn", "changed between denoising steps"),
     ("swapped", "into the x slot"),
-    ("no_clip", "not clipped"),
+    ("clip_residual", "not bounded by"),
+    ("residual_only", "not the image"),
+    ("residual_times_s", "without the upsampled image"),
+    ("unscaled", "added unscaled"),
+    ("divided", "divided by s"),
+    ("plus_za", "augmented condition z_a"),
     ("timesteps", r"ddim_timesteps\(4\)"),
     ("fresh_noise", "given x_T"),
     ("low_size", "input's size"),
 ])
 def test_super_resolve_mistakes(capsys, mistake, match):
     fails(capsys, checks.check_super_resolve, _sr(mistake), match=match)
+
+
+def test_super_resolve_mistakes_of_an_image_model(capsys):
+    fails(capsys, checks.check_super_resolve, _sr("no_clip"), residual_scale=None, match="not clipped")
+    with pytest.raises(ValueError, match="residual_scale should be None or a positive float"):
+        checks.check_super_resolve(_sr(), residual_scale=0)
 
 
 def test_super_resolve_errors(capsys):
