@@ -292,8 +292,11 @@ def _section_goals(results: dict) -> list[str]:
         by = {row["contender"]: row["vs_diffusers_fp32"] for row in sr["rows"]}
         best = max(by, key=by.get)
         rows.append(["DDIM-20 sampling ≥ 1.5× diffusers' DDIMScheduler (CPU, images/s)",
-                     f"ours fp32 {by['ours']}×; best, {best}: {by[best]}×; diffusers + bf16 {by['diffusers + bf16']}×",
-                     "met (bf16)" if by.get("ours + bf16", 0) >= 1.5 else "not met"])
+                     f"ours fp32 {by['ours']}×; ours + bf16 {by['ours + bf16']}×; diffusers + bf16 "
+                     f"{by['diffusers + bf16']}×; best row: {best}",
+                     ("met only through bf16 autocast, which speeds diffusers up as much: same numerics, same speed"
+                      if by.get("ours + bf16", 0) >= 1.5 and by.get("diffusers + bf16", 0) >= 0.9 * by["ours + bf16"]
+                      else "met" if by["ours"] >= 1.5 else "not met")])
     else:
         rows.append(["DDIM-20 sampling ≥ 1.5× diffusers' DDIMScheduler (CPU, images/s)", "not measured", "open"])
     cpu = results.get("train_throughput_cpu")
