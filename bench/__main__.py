@@ -102,39 +102,36 @@ def _section_ttq(results: dict) -> list[str]:
     return out + [""]
 
 
+def _per_device(title: str, results: dict, bench: str, describe) -> list[str]:
+    """A section with one block per device the benchmark ``bench`` was measured on (CPU, then GPU):
+    ``describe(result) -> list[str]``, or how to measure it when neither file exists."""
+    keys = [k for k in (f"{bench}_cpu", f"{bench}_cuda") if k in results]
+    out, _ = _start(title, results, keys[0] if keys else f"{bench}_cpu", bench)
+    for key in keys:
+        out += describe(results[key])
+    return out
+
+
 def _section_sampling(results: dict) -> list[str]:
-    out, r = _start("Sampling: DDPM vs DDIM (after Song et al. 2021, Table 1)", results,
-                    "sampling_cpu" if "sampling_cpu" in results else "sampling_cuda", "sampling")
-    if r is None:
-        return out
-    for key in ("sampling_cpu", "sampling_cuda"):
-        if key not in results:
-            continue
-        r = results[key]
-        out += [f"Checkpoint `{r['checkpoint']}` (built by `{r['checkpoint_command']}`), x̂0 clipped, batch "
+    def describe(r: dict) -> list[str]:
+        return [f"Checkpoint `{r['checkpoint']}` (built by `{r['checkpoint_command']}`), x̂0 clipped, batch "
                 f"{r['batch']}, seed {r['seed']}; Fréchet distance in the shipped classifier's feature space against "
                 f"the {r['real_images']} test images. One network evaluation costs "
                 f"{r['gflop_per_forward_image']} GFLOP per image.", "", _machine_line(r), "",
                 sampling.table(r), ""]
-    return out
+    return _per_device("Sampling: DDPM vs DDIM (after Song et al. 2021, Table 1)", results, "sampling", describe)
 
 
 def _section_sampling_ratio(results: dict) -> list[str]:
-    out, r = _start("Sampling speed: ours vs diffusers' DDIMScheduler on the same network", results,
-                    "sampling_ratio_cpu" if "sampling_ratio_cpu" in results else "sampling_ratio_cuda", "sampling_ratio")
-    if r is None:
-        return out
-    for key in ("sampling_ratio_cpu", "sampling_ratio_cuda"):
-        if key not in results:
-            continue
-        r = results[key]
-        out += [f"`{r['checkpoint']}`, DDIM-{r['steps']} with classifier-free guidance w = {r['w']} (the conditional and "
+    def describe(r: dict) -> list[str]:
+        return [f"`{r['checkpoint']}`, DDIM-{r['steps']} with classifier-free guidance w = {r['w']} (the conditional and "
                 f"null passes in one batch: {r['network_evaluations_per_image']} network evaluations per image), x̂0 "
                 f"clipped, {r['images_per_round']} images per call, {r['rounds']} rounds round-robin after a warm-up; "
                 "one option per row. The last column compares each sampler's images with ours in fp32 from the same "
                 "x_T (diffusers steps to t − T/S, ours to the next of linspace(0, T − 1, S): a small difference is "
                 "expected, a large one would be a bug).", "", _machine_line(r), "", sampling_ratio.table(r), ""]
-    return out
+    return _per_device("Sampling speed: ours vs diffusers' DDIMScheduler on the same network", results,
+                       "sampling_ratio", describe)
 
 
 def _section_loss_weighting(results: dict) -> list[str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import time
 from pathlib import Path
@@ -79,8 +80,7 @@ def run(images: int = 250, rounds: int = 5, steps: int = 20, w: float = 2.0, see
     device = get_device(device_name)
     model, diffusion, _ = load_pretrained("cfg16", device)
     model.eval()
-    cl_model, _, _ = load_pretrained("cfg16", device)
-    cl_model = cl_model.eval().to(memory_format=torch.channels_last)
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     scheduler = _diffusers_scheduler(diffusion.betas)
     g = torch.Generator(device=device).manual_seed(seed)
     x_T = torch.randn(images, 1, 16, 16, generator=g, device=device)

@@ -118,6 +118,12 @@ def augment_condition(z: torch.Tensor, level, noise: torch.Tensor) -> torch.Tens
 # ----------------------------------------------------------------------------------------------
 # The super-resolution U-Net
 # ----------------------------------------------------------------------------------------------
+def is_residual_scale(value) -> bool:
+    """True for what ``SRUNetConfig.residual_scale`` accepts: None (the model denoises the image) or a finite
+    positive number (the residual's standard deviation)."""
+    return value is None or (is_number(value) and value > 0)
+
+
 def _sr_unet() -> UNetConfig:
     return UNetConfig(in_channels=2, out_channels=1, channels=(32, 64, 64))
 
@@ -142,7 +148,7 @@ class SRUNetConfig:
             raise ValueError("SRUNetConfig.unet must have in_channels=2 (x_t and the condition), out_channels=1 and "
                              f"no classes; got in_channels={u.in_channels}, out_channels={u.resolved_out_channels}, "
                              f"num_classes={u.num_classes}.")
-        if self.residual_scale is not None and (not is_number(self.residual_scale) or not self.residual_scale > 0):
+        if not is_residual_scale(self.residual_scale):
             raise ValueError(f"SRUNetConfig.residual_scale must be None (denoise the image) or a positive float (the "
                              f"residual's standard deviation); got {self.residual_scale!r}.")
 
@@ -227,7 +233,7 @@ def make_sr_loss(max_level: float, residual_scale: float | None = None):
     loss is reproducible for the trainer's seed."""
     if not is_number(max_level) or not 0.0 <= max_level < 1.0:
         raise ValueError(f"max_level must be a float in [0, 1); got {max_level!r}.")
-    if residual_scale is not None and (not is_number(residual_scale) or not residual_scale > 0):
+    if not is_residual_scale(residual_scale):
         raise ValueError(f"residual_scale must be None or a positive float; got {residual_scale!r}.")
 
     def loss_fn(model, diffusion, x0, y, generator):

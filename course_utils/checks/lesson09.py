@@ -275,8 +275,7 @@ def make_super_resolve(batch: int = 3, side: int = 8, aug_level: float = 0.3, nu
                        seed: int = 0, residual_scale: float | None = 0.5) -> dict:
     """``residual_scale``: the stand-in model's ``sr_config.residual_scale`` (0.5: it denoises the residual, as
     the shipped ``sr32`` does; None: the image itself)."""
-    if residual_scale is not None and (not isinstance(residual_scale, (int, float)) or isinstance(residual_scale, bool)
-                                       or not residual_scale > 0):
+    if not cascade.is_residual_scale(residual_scale):
         raise ValueError(f"residual_scale should be None or a positive float; got {residual_scale!r}.")
     big = (batch, 1, 2 * side, 2 * side)
     return {"low": h.images((batch, 1, side, side), seed), "aug_level": float(aug_level), "num_steps": num_steps,
