@@ -26,6 +26,12 @@ BENCHES = {
     "time_to_quality": (time_to_quality.main, ["--device", "{device}"],
                         ["--limit", "2048", "--budget-min", "0.2", "--eval-every", "10", "--per-class", "2",
                          "--ddim-steps", "4"]),
+    "time_to_quality_contenders": (
+        time_to_quality.main,
+        ["--device", "{device}", "--name", "time_to_quality_contenders_{device}", "--seeds", "0,1", "--eval-every", "50",
+         "--budget-min", "6", "--contenders", ",".join(time_to_quality.CONTENDERS)],
+        ["--limit", "2048", "--budget-min", "0.1", "--eval-every", "10", "--per-class", "2", "--ddim-steps", "4",
+         "--seeds", "0", "--contenders", "ours,ours+min-snr,diffusers-ourlr"]),
     "sampling": (sampling.main, ["--device", "{device}"],
                  ["--samples", "32", "--ddpm-samples", "4", "--steps", "10", "--etas", "0"]),
     "sampling_ratio": (sampling_ratio.main, ["--device", "{device}"], ["--images", "4", "--rounds", "1", "--steps", "2"]),
@@ -100,6 +106,27 @@ def _section_ttq(results: dict) -> list[str]:
         curve = ", ".join(f"{p['step']}: {p['class_agreement']:.0%}" for p in c["curve"])
         out.append(f"- {c['name']} (step: agreement): {curve}")
     return out + [""]
+
+
+def _section_contenders(results: dict) -> list[str]:
+    out, r = _start("Time to quality: what in the recipe pays (CPU)", results, "time_to_quality_contenders_cpu",
+                    "time_to_quality_contenders")
+    if r is None:
+        return out
+    j = r["judge"]
+    out += [f"Each contender changes one thing against our recipe (peak lr {r['recipe']['lr']:g}, "
+            f"{r['recipe']['warmup_steps']} warm-up steps, EMA decay {r['recipe']['ema_decay']}, ε-prediction, linear "
+            f"schedule, T = 1000), except the last rows, which combine what paid. Time to quality as above (class "
+            f"agreement ≥ {r['target']:.0%}, {j['per_class']} samples per class, DDIM-{j['ddim_steps']}, w = {j['w']}, "
+            f"judged every {j['eval_every_steps']} steps, training time only), once per seed "
+            f"({', '.join(map(str, j['seeds']))}: the seed sets the initial weights, the batches and the judge's noise), "
+            f"seeds taken round-robin over the contenders. \"Pays\" or \"costs\" only where the range over seeds "
+            f"does not overlap the range of ours in the same numerics; otherwise the difference is within the noise. "
+            f"The diffusers rows are the tutorial's loop (UNet2DModel, DDPMScheduler, AdamW, cosine schedule with "
+            f"warm-up, DataLoader) given our peak lr and warm-up, with the same batch ({r['batch']}) and a matched "
+            f"parameter count; \"same autocast\" compares bf16 with bf16 and fp32 with fp32.", "",
+            _machine_line(r), "", time_to_quality.contenders_table(r), ""]
+    return out
 
 
 def _per_device(title: str, results: dict, bench: str, describe) -> list[str]:
@@ -274,6 +301,15 @@ def _section_goals(results: dict) -> list[str]:
                                  f"{v}×", "–"])
     else:
         rows.append(["time to quality ≥ 2× diffusers (CPU)", "not measured", "open"])
+    tc = results.get("time_to_quality_contenders_cpu")
+    for amp, label in (("off", "fp32"), ("bf16", "bf16")):
+        goal = f"time to quality ≥ 2× diffusers given our recipe, {label} (CPU, same batch, matched parameters)"
+        b = time_to_quality.best_vs_diffusers(tc).get(amp) if tc else None
+        if b is None:
+            rows.append([goal, "not measured" if not tc else "no contender of these numerics reached the target", "open"])
+        else:
+            rows.append([goal, f"{b['speedup']}× ({b['name']}, medians; {b['worst_case']}× slowest run vs fastest "
+                         f"{b['ref']} run)", "met" if b["speedup"] >= 2 else "not met"])
     gpu = results.get("train_throughput_cuda")
     for goal, key, need in (("GPU images/s ≥ 3× naive loop", "ours_vs_naive", 3.0),
                             ("GPU images/s ≥ 1.5× diffusers", "ours_vs_diffusers", 1.5)):
@@ -311,6 +347,7 @@ def render(results: dict | None = None, path: Path | None = None) -> Path:
     lines += _section_goals(results)
     lines += _section_throughput(results)
     lines += _section_ttq(results)
+    lines += _section_contenders(results)
     lines += _section_sampling(results)
     lines += _section_sampling_ratio(results)
     lines += _section_loss_weighting(results)

@@ -119,7 +119,7 @@ class DiffusersLoop(_LoaderLoop):
 
     def __init__(self, widths: tuple[int, int], loader, device: torch.device, total_steps: int,
                  lr: float = 1e-4, warmup_steps: int = 500, p_uncond: float = 0.1, seed: int = 0,
-                 image_size: int = 16):
+                 image_size: int = 16, amp: str = "tutorial"):
         from diffusers import DDPMScheduler
         from diffusers.optimization import get_cosine_schedule_with_warmup
 
@@ -130,7 +130,10 @@ class DiffusersLoop(_LoaderLoop):
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr)
         self.lr_scheduler = get_cosine_schedule_with_warmup(self.opt, num_warmup_steps=warmup_steps,
                                                             num_training_steps=total_steps)
-        self.fp16 = device.type == "cuda"                 # the tutorial's mixed_precision="fp16"
+        if amp not in ("tutorial", "bf16", "off"):
+            raise ValueError(f"amp must be 'tutorial' (fp16 on a GPU, fp32 on a CPU), 'bf16' or 'off'; got {amp!r}.")
+        self.fp16 = amp == "tutorial" and device.type == "cuda"     # the tutorial's mixed_precision="fp16"
+        self.autocast_dtype = torch.float16 if self.fp16 else (torch.bfloat16 if amp == "bf16" else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
         self.model.train()
 
@@ -141,7 +144,8 @@ class DiffusersLoop(_LoaderLoop):
         timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (clean.shape[0],),
                                   device=self.device, generator=self.gen).long()
         noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
             pred = self.model(noisy, timesteps, class_labels=self._labels(y), return_dict=False)[0]
             loss = F.mse_loss(pred.float(), noise)
         self.scaler.scale(loss).backward()

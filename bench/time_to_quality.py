@@ -15,13 +15,27 @@ reached the target when its time budget runs out is reported as "> budget".
     python -m bench.time_to_quality --contenders diffusers-ourlr --append bench/results/time_to_quality_cpu.json
 
 Contenders: ``ours`` (course_utils.train with bf16 autocast where the CPU runs bf16 natively, else fp32),
-``ours-fp32``, ``diffusers`` (the tutorial's loop and hyper-parameters: lr 1e-4, 500 warm-up steps) and
-``diffusers-ourlr`` (the same loop given our lr 2e-3 and 100 warm-up steps: is the gap the recipe?).
+``ours-fp32``, ``diffusers`` (the tutorial's loop and hyper-parameters: lr 1e-4, 500 warm-up steps),
+``diffusers-ourlr`` (the same loop given our lr 2e-3 and 100 warm-up steps: is the gap the recipe?) and
+``diffusers-ourlr-bf16`` (that, under bf16 autocast).
+
+**Recipe contenders**: ``ours`` or ``ours-fp32`` followed by ``+``-joined changes, each one idea
+(``ours+ema-warmup+min-snr`` combines two): ``ema-warmup`` (EMA decay min(0.995, (1 + n)/(10 + n))),
+``min-snr`` (min-SNR-5 loss weighting, Hang et al. 2023), ``v-pred`` (the network predicts v, Salimans & Ho
+2022), ``cosine`` (the cosine schedule, Nichol & Dhariwal 2021), ``T250`` (250 timesteps, β range scaled by
+1000/T), ``lr4e-3`` (another peak learning rate), ``wu200`` (another warm-up), ``compile`` (torch.compile).
+With ``--seeds 0,1,2`` every contender runs once per seed (seed of the training and of the judge's noise),
+round-robin, and the table gives the median and the range:
+
+    python -m bench.time_to_quality --name time_to_quality_contenders_cpu --seeds 0,1 --eval-every 50 \
+        --contenders ours,ours-fp32,ours+ema-warmup,ours+min-snr,diffusers-ourlr,diffusers-ourlr-bf16
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
 import time
 from pathlib import Path
 
@@ -31,7 +45,8 @@ from course_utils.data import load_fashion_mnist
 from course_utils.diffusion import GaussianDiffusion
 from course_utils.grading import assess_class_agreement
 from course_utils.models import count_parameters
-from course_utils.schedules import linear_betas
+from course_utils.objectives import EpsFromV, loss_min_snr, loss_v
+from course_utils.schedules import cosine_betas, linear_betas
 from course_utils.train import TrainConfig, train
 from course_utils.utils import get_device
 
@@ -49,10 +64,11 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def judge(eps_model, diffusion, args) -> float:
+def judge(eps_model, diffusion, args, seed: int | None = None) -> float:
     """Class agreement of ``args.per_class`` guided DDIM samples per class from a fixed seed (the course's
     assessment helper; ``diffusion`` clips x̂0)."""
-    return assess_class_agreement(eps_model, diffusion, per_class=args.per_class, w=args.w, seed=args.seed,
+    seed = args.seed if seed is None else seed
+    return assess_class_agreement(eps_model, diffusion, per_class=args.per_class, w=args.w, seed=seed,
                                   num_steps=args.ddim_steps, image_size=IMAGE_SIZE).agreement
 
 
@@ -76,28 +92,91 @@ class _Clock:
         return self.reached is not None or train_s >= self.budget_s
 
 
-def run_ours(name, data, diffusion, device, args, amp: str) -> dict:
+# the recipe contenders measured by `python -m bench` (one change each against ours, then the two references)
+CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pred", "ours+cosine", "ours+T250",
+              "ours+lr4e-3+wu200", "diffusers-ourlr", "diffusers-ourlr-bf16")
+RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
+CHANGES = {                                 # a recipe contender's "+" tokens: what each one changes
+    "ema-warmup": "EMA decay min(0.995, (1 + n)/(10 + n)) at update n",
+    "min-snr": "min-SNR-5 loss weights (Hang et al. 2023)",
+    "v-pred": "v-prediction (Salimans & Ho 2022)",
+    "cosine": "cosine schedule (Nichol & Dhariwal 2021)",
+    "compile": "torch.compile",
+}
+
+
+def parse_recipe(name: str, fast_amp: str) -> dict:
+    """``ours[-fp32][+change…]`` → the settings of that run (see the module doc)."""
+    head, *tokens = name.split("+")
+    if head not in ("ours", "ours-fp32"):
+        raise ValueError(f"a recipe contender starts with ours or ours-fp32; got {name!r}.")
+    r = {"amp": "off" if head == "ours-fp32" else fast_amp, "loss": "eps", "schedule": "linear", "T": 1000,
+         "ema_warmup": False, "compile": False, **RECIPE, "changes": []}
+    for tok in tokens:
+        if tok in CHANGES:
+            r["changes"].append(CHANGES[tok])
+            key = {"ema-warmup": ("ema_warmup", True), "min-snr": ("loss", "min-snr"), "v-pred": ("loss", "v"),
+                   "cosine": ("schedule", "cosine"), "compile": ("compile", True)}[tok]
+            r[key[0]] = key[1]
+        elif m := re.fullmatch(r"T(\d+)", tok):
+            r["T"] = int(m.group(1))
+            r["changes"].append(f"T = {r['T']} (β range × 1000/T)")
+        elif m := re.fullmatch(r"lr([0-9.e-]+)", tok):
+            r["lr"] = float(m.group(1))
+            r["changes"].append(f"peak lr {r['lr']:g}")
+        elif m := re.fullmatch(r"wu(\d+)", tok):
+            r["warmup_steps"] = int(m.group(1))
+            r["changes"].append(f"{r['warmup_steps']} warm-up steps")
+        else:
+            raise ValueError(f"unknown change {tok!r} in {name!r}; choose from {sorted(CHANGES)}, T<n>, lr<x>, wu<n>.")
+    return r
+
+
+def recipe_diffusion(r: dict) -> GaussianDiffusion:
+    T = r["T"]
+    betas = (cosine_betas(T) if r["schedule"] == "cosine"
+             else linear_betas(T, 1e-4 * 1000 / T, min(0.999, 0.02 * 1000 / T)))
+    return GaussianDiffusion(betas, clip_x0=True)                 # samplers clip x̂0
+
+
+def run_ours(name, data, diffusion, device, args, amp: str, seed: int | None = None, recipe: dict | None = None) -> dict:
+    seed = args.seed if seed is None else seed
+    r = recipe or parse_recipe("ours", amp)
+    if recipe is not None:
+        diffusion = recipe_diffusion(r).to(device)
+    loss_fn = {"eps": None, "min-snr": lambda m, d, x0, y, g: loss_min_snr(m, d, x0, y, g),
+               "v": lambda m, d, x0, y, g: loss_v(m, d, x0, y, g)}[r["loss"]]
+    as_eps = (lambda m: EpsFromV(m, diffusion)) if r["loss"] == "v" else (lambda m: m)
+    torch.manual_seed(seed)
     model = baselines.our_unet()
-    clock = _Clock(name, args.target, args.budget_min * 60, lambda m: judge(m, diffusion, args))
-    cfg = TrainConfig(steps=10 ** 6, batch_size=args.batch, lr=2e-3, warmup_steps=100, ema_decay=0.995,
-                      seed=args.seed, device=str(device), amp=amp, log_every=args.eval_every, progress=False)
+    clock = _Clock(name, args.target, args.budget_min * 60,
+                   lambda m: judge(as_eps(m), diffusion, args, seed))
+    cfg = TrainConfig(steps=10 ** 6, batch_size=args.batch, lr=r["lr"], warmup_steps=r["warmup_steps"],
+                      ema_decay=r["ema_decay"], ema_warmup=r["ema_warmup"], compile=r["compile"],
+                      seed=seed, device=str(device), amp=r["amp"], log_every=args.eval_every, progress=False)
 
     def callback(state):
         return clock.check(state.step, state.elapsed - clock.eval_s, state.ema_model)
-    result = train(model, diffusion, data, cfg, callbacks=[callback])
-    return {"name": name, "params": count_parameters(model), "amp": amp, "ema_decay": cfg.ema_decay,
-            "lr": cfg.lr, "judged": f"EMA weights (decay {cfg.ema_decay})", "curve": clock.curve, "reached": clock.reached,
-            "steps_run": len(result.losses), "train_s": round(result.wall_time - clock.eval_s, 1)}
+    result = train(model, diffusion, data, cfg, callbacks=[callback], loss_fn=loss_fn)
+    out = {"name": name, "params": count_parameters(model), "amp": r["amp"], "ema_decay": cfg.ema_decay,
+           "lr": cfg.lr, "judged": f"EMA weights (decay {cfg.ema_decay})", "curve": clock.curve,
+           "reached": clock.reached, "steps_run": len(result.losses),
+           "train_s": round(result.wall_time - clock.eval_s, 1)}
+    if recipe is not None:
+        out.update(seed=seed, changes=r["changes"], warmup_steps=r["warmup_steps"])
+    return out
 
 
-def run_diffusers(name, diffusion, device, args, lr: float = 1e-4, warmup_steps: int = 500) -> dict:
+def run_diffusers(name, diffusion, device, args, lr: float = 1e-4, warmup_steps: int = 500,
+                  amp: str = "tutorial", seed: int | None = None) -> dict:
+    seed = args.seed if seed is None else seed
     n_ours = count_parameters(baselines.our_unet())
     widths, n = baselines.matched_diffusers_widths(n_ours, IMAGE_SIZE)
-    loader = baselines.fashion_mnist_loader(args.batch, IMAGE_SIZE, limit=args.limit, seed=args.seed)
+    loader = baselines.fashion_mnist_loader(args.batch, IMAGE_SIZE, limit=args.limit, seed=seed)
     total = 50 * len(loader)                                     # the tutorial's 50 epochs
-    loop = baselines.DiffusersLoop(widths, loader, device, total_steps=total, seed=args.seed, lr=lr,
-                                   warmup_steps=warmup_steps)
-    clock = _Clock(name, args.target, args.budget_min * 60, lambda m: judge(m, diffusion, args))
+    loop = baselines.DiffusersLoop(widths, loader, device, total_steps=total, seed=seed, lr=lr,
+                                   warmup_steps=warmup_steps, amp=amp)
+    clock = _Clock(name, args.target, args.budget_min * 60, lambda m: judge(m, diffusion, args, seed))
     train_s, step = 0.0, 0
     while True:
         t0 = time.perf_counter()
@@ -108,7 +187,8 @@ def run_diffusers(name, diffusion, device, args, lr: float = 1e-4, warmup_steps:
         step += args.eval_every
         if clock.check(step, train_s, loop.eps_model):
             break
-    return {"name": name, "params": n, "widths": list(widths), "amp": "fp16" if device.type == "cuda" else "off",
+    amp_name = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "off"}[loop.autocast_dtype]
+    return {"name": name, "params": n, "widths": list(widths), "amp": amp_name, "seed": seed,
             "lr": lr, "warmup_steps": warmup_steps, "judged": "raw weights (the tutorial keeps no EMA)",
             "curve": clock.curve,
             "reached": clock.reached, "steps_run": step, "train_s": round(train_s, 1)}
@@ -160,6 +240,143 @@ def run(args) -> dict:
     return out
 
 
+def _one_run(name, data, device, args, fast_amp, seed) -> dict:
+    base = GaussianDiffusion(linear_betas(1000), clip_x0=True).to(device)
+    if name.startswith("ours"):
+        return run_ours(name, data, base, device, args, fast_amp, seed=seed, recipe=parse_recipe(name, fast_amp))
+    if name in ("diffusers-ourlr", "diffusers-ourlr-bf16"):
+        amp = "bf16" if name.endswith("bf16") else "tutorial"
+        return run_diffusers(name, base, device, args, lr=RECIPE["lr"], warmup_steps=RECIPE["warmup_steps"],
+                             amp=amp, seed=seed)
+    if name == "diffusers":
+        return run_diffusers(name, base, device, args, seed=seed)
+    raise ValueError(f"unknown contender {name!r}; see python -m bench.time_to_quality --help.")
+
+
+def run_seeded(args) -> dict:
+    """Every contender once per seed, round-robin (seed-major, so drift of a shared machine spreads evenly)."""
+    device = get_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=args.limit)
+    fast_amp = "auto" if device.type == "cuda" else ("bf16" if cpu_has_native_bf16() else "off")
+    names = args.contenders.split(",")
+    for name in names:                                           # fail on a typo before hours of training
+        if name.startswith("ours"):
+            parse_recipe(name, fast_amp)
+        elif name not in ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16"):
+            raise ValueError(f"unknown contender {name!r}; see python -m bench.time_to_quality --help.")
+    seeds = [int(x) for x in args.seeds.split(",")]
+    out = {"benchmark": "time_to_quality_contenders", "machine": machine_info(device),
+           "command": "python -m bench.time_to_quality " + " ".join(args.argv), "target": args.target,
+           "judge": {"per_class": args.per_class, "w": args.w, "ddim_steps": args.ddim_steps, "eta": 0.0,
+                     "clip_x0": True, "seeds": seeds, "eval_every_steps": args.eval_every},
+           "batch": args.batch, "budget_min": args.budget_min, "cpu_native_bf16": cpu_has_native_bf16(),
+           "recipe": RECIPE, "contenders": []}
+    by_name: dict[str, dict] = {}
+    for seed in seeds:
+        for name in names:
+            r = _one_run(name, data, device, args, fast_amp, seed)
+            c = by_name.setdefault(name, {"name": name, "params": r["params"], "amp": r["amp"],
+                                          "judged": r["judged"], "changes": r.get("changes", []), "runs": []})
+            c["runs"].append({k: r[k] for k in ("seed", "curve", "reached", "steps_run", "train_s")})
+            if args.out_progress:                                 # a partial file survives an interrupted run
+                Path(args.out_progress).write_text(json.dumps({**out, "contenders": list(by_name.values())}))
+    out["contenders"] = list(by_name.values())
+    if args.append:                                              # add runs (and contenders) to an earlier file
+        old = json.loads(Path(args.append).read_text())
+        merged = {c["name"]: c for c in old["contenders"]}
+        for c in out["contenders"]:
+            if c["name"] in merged:
+                merged[c["name"]]["runs"] += c["runs"]
+            else:
+                merged[c["name"]] = c
+        out["contenders"] = list(merged.values())
+        out["appended_runs"] = old.get("appended_runs", []) + [{"command": out["command"], "machine": out["machine"]}]
+        out["command"] = old["command"] + " && " + out["command"]
+        out["machine"] = old["machine"]
+        out["earlier_wall_time_s"] = old.get("wall_time_s", 0) + old.get("earlier_wall_time_s", 0)
+    return out
+
+
+def seeded_summary(c: dict) -> dict:
+    """Median and range of a contender's time to quality over its runs (None where a run did not reach it)."""
+    times = [r["reached"]["train_s"] if r["reached"] else None for r in c["runs"]]
+    reached = [t for t in times if t is not None]
+    steps = [r["reached"]["step"] for r in c["runs"] if r["reached"]]
+    return {"times": times, "median": statistics.median(reached) if len(reached) == len(times) else None,
+            "lo": min(reached) if reached else None, "hi": max(reached) if reached else None,
+            "median_steps": statistics.median(steps) if steps else None,
+            "s_per_step": statistics.median(r["train_s"] / r["steps_run"] for r in c["runs"])}
+
+
+def _verdict(c: dict, ref: dict | None) -> str:
+    """Whether a change pays against the reference run in the same numerics: only when the ranges part."""
+    if ref is None or ref is c:
+        return "reference" if ref is c else "–"
+    a, b = seeded_summary(c), seeded_summary(ref)
+    if a["median"] is None:
+        return "not reached in every run"
+    if b["median"] is None:
+        return "reference not reached"
+    if a["hi"] < b["lo"]:
+        return "pays"
+    if a["lo"] > b["hi"]:
+        return "costs"
+    return "within the noise"
+
+
+def contenders_table(result: dict) -> str:
+    """The recipe contenders: median time to quality, range over seeds, speed-up vs diffusers given our recipe
+    in the same numerics (fp32 vs diffusers-ourlr, bf16 vs diffusers-ourlr-bf16) and vs ours in those numerics."""
+    cs = {c["name"]: c for c in result["contenders"]}
+
+    def ref(c, kind):
+        bf16 = c["amp"] == "bf16"
+        if kind == "diffusers":
+            return cs.get("diffusers-ourlr-bf16" if bf16 else "diffusers-ourlr")
+        return cs.get("ours" if bf16 else "ours-fp32")
+
+    rows = []
+    for c in result["contenders"]:
+        s = seeded_summary(c)
+        d = ref(c, "diffusers")
+        ds = seeded_summary(d) if d else None
+        ratio = (f"{ds['median'] / s['median']:.2f}×" if ds and ds["median"] and s["median"] else None)
+        best = max((p["class_agreement"] for r in c["runs"] for p in r["curve"]), default=None)
+        times = ", ".join(f"{t:.0f}" if t is not None else f"> {r['train_s']:.0f}" for t, r in zip(s["times"], c["runs"]))
+        rows.append([c["name"], "; ".join(c["changes"]) or ("the diffusers tutorial's loop" if "diffusers" in c["name"]
+                                                              else "our recipe"),
+                     c["amp"], len(c["runs"]),
+                     f"{s['median']:.0f} s" if s["median"] is not None else "not reached",
+                     f"{s['lo']:.0f}–{s['hi']:.0f} s ({times})" if s["lo"] is not None else times,
+                     f"{s['median_steps']:.0f}" if s["median_steps"] else None,
+                     f"{1000 * s['s_per_step']:.0f}", f"{best:.1%}" if best is not None else None, ratio,
+                     _verdict(c, ref(c, "ours")) if c["name"].startswith("ours") else "–"])
+    return markdown_table(["contender", "what changes", "autocast", "runs", f"time to {result['target']:.0%} (median)",
+                           "range (each run)", "steps (median)", "ms/step", "best agreement",
+                           "vs diffusers-ourlr, same autocast", "vs ours, same autocast"], rows)
+
+
+def best_vs_diffusers(result: dict) -> dict:
+    """Per numerics (bf16, off): the fastest ours-contender by median and its speed-up over diffusers-ourlr in the
+    same numerics, with the ratio of the ranges' worst ends (slowest ours run vs fastest diffusers run)."""
+    cs = {c["name"]: c for c in result["contenders"]}
+    out = {}
+    for amp, ref_name in (("off", "diffusers-ourlr"), ("bf16", "diffusers-ourlr-bf16")):
+        ref = cs.get(ref_name)
+        rs = seeded_summary(ref) if ref else None
+        ours = [(seeded_summary(c), c) for c in result["contenders"] if c["name"].startswith("ours") and c["amp"] == amp]
+        ours = [(s, c) for s, c in ours if s["median"] is not None]
+        if not ours or not rs or rs["median"] is None:
+            out[amp] = None
+            continue
+        s, c = min(ours, key=lambda sc: sc[0]["median"])
+        out[amp] = {"name": c["name"], "speedup": round(rs["median"] / s["median"], 2),
+                    "worst_case": round(rs["lo"] / s["hi"], 2), "ref": ref_name}
+    return out
+
+
 def table(result: dict) -> str:
     rows = []
     for c in result["contenders"]:
@@ -198,12 +415,15 @@ def main(argv=None) -> int:
     p.add_argument("--name", default=None, help="results file name (default time_to_quality_<device>)")
     p.add_argument("--append", default=None, help="a results file whose other contenders are kept (a later run "
                    "adds contenders to an earlier one)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds: every contender once per seed (recipe "
+                   "contenders, medians and ranges); without it one run per contender at --seed")
+    p.add_argument("--out-progress", default=None, help="with --seeds: rewrite this file after every run")
     args = p.parse_args(argv)
     args.argv = argv
     t0 = time.perf_counter()
-    result = run(args)
+    result = run_seeded(args) if args.seeds else run(args)
     result["wall_time_s"] = round(time.perf_counter() - t0 + result.pop("earlier_wall_time_s", 0), 1)
-    print(table(result))
+    print(contenders_table(result) if args.seeds else table(result))
     path = write_result(args.name or f"time_to_quality_{result['machine']['device']}", result,
                         Path(args.out) if args.out else None)
     print(f"wrote {path}")

@@ -53,6 +53,8 @@ class TrainConfig:
     warmup_steps: int = 100           # linear warm-up avoids early blow-ups at lr=1e-3
     grad_clip: float | None = 1.0     # as in Ho et al.'s code
     ema_decay: float = 0.999          # EMA weights sample better than raw ones
+    ema_warmup: bool = False          # decay at update n = min(ema_decay, (1 + n) / (10 + n)): early EMA follows
+                                      # the raw weights instead of lagging ~1/(1 − β) steps behind
     p_uncond: float | None = None     # label drop rate for CFG; None = the model config's class_dropout_prob
     seed: int = 0
     device: str = "auto"              # "auto" → cuda, mps, cpu
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be a float in (0, 1); got {self.lr!r}.")
         if not (0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1); got {self.ema_decay!r}.")
+        if not isinstance(self.ema_warmup, bool):
+            raise ValueError(f"TrainConfig.ema_warmup must be True or False; got {self.ema_warmup!r}.")
         if self.p_uncond is not None and not (0.0 <= self.p_uncond < 1.0):
             raise ValueError(f"TrainConfig.p_uncond must be in [0, 1) or None; got {self.p_uncond!r}.")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
@@ -112,6 +116,37 @@ def resolve_amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
+
+
+def ema_decay_at(decay: float, update: int, warmup: bool) -> float:
+    """The EMA decay β_n of the n-th average, n = ``update`` ≥ 1 (the first copy of the weights is update 0).
+
+    Without warm-up the constant β = ``decay``; with it min(β, (1 + n) / (10 + n)), the warm-up of TensorFlow's
+    ``ExponentialMovingAverage(num_updates=…)`` that diffusers' ``EMAModel`` also applies: the average of the
+    first steps then forgets the barely trained initial weights within tens of steps (compare
+    :func:`remove_ema_start`, which removes their share after training).
+    """
+    return min(decay, (1.0 + update) / (10.0 + update)) if warmup else decay
+
+
+def ema_multi_avg_fn(decay: float, warmup: bool):
+    """``AveragedModel``'s ``multi_avg_fn``: ema ← β_n · ema + (1 − β_n) · θ, β_n from :func:`ema_decay_at`.
+
+    The caller sets ``fn.update[0] = n`` before the n-th ``update_parameters`` (no device sync per step); the
+    function is called once per device and dtype group of the tensors, so it cannot count the updates itself.
+    """
+    update = [0]
+
+    @torch.no_grad()
+    def fn(ema_params, params, _num_averaged):
+        beta = ema_decay_at(decay, update[0], warmup)
+        if torch.is_floating_point(ema_params[0]) or torch.is_complex(ema_params[0]):
+            torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        else:                                                     # integer buffers, as torch's own EMA does
+            for e, p in zip(ema_params, params, strict=True):
+                e.copy_(e * beta + p * (1.0 - beta))
+    fn.update = update
+    return fn
 
 
 def _as_dataset(data) -> TensorDataset:
@@ -185,8 +220,8 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
     images = ds.images.to(device=device, dtype=torch.float32).contiguous(memory_format=memory_format)
     labels = ds.labels.to(device)
 
-    ema = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    ema_fn = ema_multi_avg_fn(cfg.ema_decay, cfg.ema_warmup)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_fn, use_buffers=True)
     train_model: nn.Module = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(
@@ -233,6 +268,7 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
         scaler.step(opt)
         scaler.update()
         sched.step()
+        ema_fn.update[0] = step - 1                               # step 1 copies the weights: update 0
         ema.update_parameters(model)
         pending.append(loss.detach())
         if step % cfg.log_every == 0 or step == cfg.steps:

@@ -234,3 +234,33 @@ def test_remove_ema_start_is_the_exponential_average_of_steps_2_to_n():
         remove_ema_start(ema.module, first, 1.0, n)
     with pytest.raises(ValueError, match="updates"):
         remove_ema_start(ema.module, first, beta, 1)
+
+
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_of_train_is_the_recursion_over_the_recorded_raw_weights(warmup):
+    """train's EMA equals e ← β_n e + (1 − β_n) θ_{n+1} computed here from the raw weights after every step,
+    with β_n = β (no warm-up) or min(β, (1 + n) / (10 + n)) written out anew (warm-up)."""
+    from course_utils.train import ema_decay_at
+
+    beta, steps = 0.9, 8
+    data = _synthetic_data(64, 8, 0)
+    raw: list[dict] = []
+    res = train(UNet(channels=(8, 16)), GaussianDiffusion(linear_betas(50)), data,
+                TrainConfig(steps=steps, batch_size=16, device="cpu", progress=False, log_every=1, ema_decay=beta,
+                            ema_warmup=warmup),
+                callbacks=[lambda s: raw.append({k: v.detach().clone().double()
+                                                 for k, v in s.model.state_dict().items()})])
+    assert len(raw) == steps
+    ema = dict(raw[0])
+    for n, theta in enumerate(raw[1:], start=1):
+        b = min(beta, (1 + n) / (10 + n)) if warmup else beta
+        ema = {k: b * ema[k] + (1 - b) * theta[k] if theta[k].is_floating_point() else theta[k] for k in ema}
+    got = res.ema_model.state_dict()
+    for k, v in ema.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(got[k].double(), v, rtol=1e-5, atol=1e-6)
+    # the two differ: with warm-up the average follows the raw weights closely early on
+    assert ema_decay_at(beta, 1, True) == pytest.approx(2 / 11) and ema_decay_at(beta, 1, False) == beta
+    assert ema_decay_at(0.999, 10 ** 6, True) == 0.999
+    with pytest.raises(ValueError, match="ema_warmup"):
+        TrainConfig(ema_warmup="yes")
