@@ -111,8 +111,8 @@ def run(args) -> dict:
     for seed in args.seeds:
         for name in args.losses:
             cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, warmup_steps=args.warmup,
-                              ema_decay=args.ema_decay, seed=seed, device=str(device), amp=args.amp,
-                              log_every=50, progress=False)
+                              ema_decay=args.ema_decay, ema_warmup=False, seed=seed, device=str(device),
+                              amp=args.amp, log_every=50, progress=False)   # constant decay, as recorded
             # the weights after step 1 first (remove_ema_start needs them; this also warms up the kernels)
             torch.manual_seed(seed)
             first = train(UNet(UNetConfig(channels=tuple(args.channels))), diffusion, data,

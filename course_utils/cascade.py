@@ -416,7 +416,8 @@ def build_sr32(directory=None, progress: bool = True, evaluate_after: bool = Tru
     model = SRUNet(SRUNetConfig(residual_scale=s))
     diffusion = GaussianDiffusion(linear_betas(r["T"]))
     cfg = TrainConfig(steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_steps=r["warmup_steps"],
-                      ema_decay=r["ema_decay"], p_uncond=0.0, seed=r["seed"], progress=progress, log_every=50)
+                      ema_decay=r["ema_decay"], ema_warmup=False, p_uncond=0.0, seed=r["seed"], progress=progress,
+                      log_every=50)                                     # ema_warmup: as sr32 was made
     result = train(model, diffusion, pairs, cfg, loss_fn=make_sr_loss(r["max_aug_level"], s))
     ema = result.ema_model.cpu().eval()
     meta = {"name": SR32, "lessons": ["09"],

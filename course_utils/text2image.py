@@ -344,8 +344,8 @@ def _text16_setup(r: dict):
     model.null_class = 10   # train() passes the labels to loss_fn only for models with a null class; none is dropped
     diffusion = GaussianDiffusion(linear_betas(r["T"]))
     cfg = TrainConfig(steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_steps=r["warmup_steps"],
-                      ema_decay=r["ema_decay"], p_uncond=0.0, seed=r["seed"], device="auto", progress=False,
-                      log_every=50)
+                      ema_decay=r["ema_decay"], ema_warmup=False, p_uncond=0.0, seed=r["seed"], device="auto",
+                      progress=False, log_every=50)   # constant decay: remove_ema_start's formula assumes it
     return clip, data, model, diffusion, cfg, make_text_loss(clip, r["p_uncond"], r["p_image"], r["seed"])
 
 

@@ -28,7 +28,9 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,11 @@ class SubmissionResult:
         return bool(self.flags)
 
 
+# making inputs and judging seed torch's global RNG (the checks' references are built under manual_seed):
+# with parallel jobs only the sandboxed runs overlap, the trusted steps take turns
+_TRUSTED = threading.Lock()
+
+
 def _env(extra: dict | None = None) -> dict:
     from ..utils import tool_env
     return tool_env({"PYTHONWARNINGS": "ignore", **(extra or {})})
@@ -104,9 +111,33 @@ def _build_course(course: Path, source_dir: Path, lesson: str, work: Path) -> Pa
     return work
 
 
-def _sandbox_env(limits: Limits) -> tuple[tuple[str, str], ...]:
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                 # macOS
+        return os.cpu_count() or 1
+
+
+def resolve_jobs(jobs: int) -> int:
+    """``jobs`` ≥ 1 as given; 0 → one per usable CPU."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise ValueError(f"jobs must be an int ≥ 0 (0: one per CPU); got {jobs!r}.")
+    return jobs or usable_cpus()
+
+
+def _sandbox_threads(jobs: int) -> int | None:
+    """OMP threads of each sandbox when ``jobs`` run at once: None (inherit) for one job or when the grader's
+    environment sets OMP_NUM_THREADS, else the CPUs shared out so the kernels do not oversubscribe them."""
+    if jobs == 1 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    return max(1, usable_cpus() // jobs)
+
+
+def _sandbox_env(limits: Limits, threads: int | None = None) -> tuple[tuple[str, str], ...]:
     from ..utils import GRADING_ENV        # here, not at the top: the sandbox's runner imports this module, not torch
     keep = {k: v for k, v in os.environ.items() if k.startswith("COURSE_") or k in ("OMP_NUM_THREADS", "LANG")}
+    if threads is not None:
+        keep["OMP_NUM_THREADS"] = str(threads)
     bin_dir = str(Path(sys.executable).parent)
     env = {**keep, "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home",
            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime", "JUPYTER_DATA_DIR": "/tmp/jupyter-data",
@@ -116,11 +147,55 @@ def _sandbox_env(limits: Limits) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(env.items()))
 
 
-def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict, plans: dict, limits: Limits,
-               out_dir: Path, hide: tuple[Path, ...], sandboxed: bool, seed: int,
-               constants: dict) -> tuple[SubmissionResult, dict]:
+def _make_inputs(calls, inputs: dict, scratch: Path, seed: int) -> None:
+    """Every planned call's inputs, made here and filed for the sandbox (``inputs`` is filled in)."""
     import torch
 
+    for c in calls:
+        # the assessment grades the hand-in, installed in the sandbox's working folder under its usual name
+        overrides = {"checkpoint": handins.CHECKPOINT_NAME} if c.check == "check_assessment" else None
+        inputs[c.key] = make_inputs(c, seed, overrides)
+        torch.save(inputs[c.key], scratch / "inputs" / f"{c.key.replace('#', '__')}.pt")
+
+
+def _verify_handin(calls, path: Path, lesson: str, constants: dict, res: SubmissionResult, scratch: Path):
+    """The checked hand-in (lesson 07's checkpoint) installed in the sandbox's folder, or None if none is graded."""
+    if not any(c.check == "check_assessment" for c in calls):
+        return None
+    handin = handins.verify_checkpoint(handins.find_checkpoint(path, lesson),
+                                       int(constants.get("MAX_PARAMETERS", 600_000)))
+    res.handin_sha256 = handin.sha256
+    res.flags.extend(handin.flags)
+    if handin.ok:
+        handins.install(handin, scratch / "work")
+    else:
+        res.flags.extend(f"assessment scored 0: {p}" for p in handin.problems)
+    return handin
+
+
+def _judge_all(tests, plans: dict, scratch: Path, inputs: dict, handin, res: SubmissionResult,
+               points: dict) -> None:
+    """Each test's points and verdicts from the filed outputs, in this process (student code never loaded)."""
+    for t in tests:
+        texts, passed = [], True
+        for c in plans.get(t, []):
+            outputs, why = load_outputs(scratch / "outputs" / f"{c.key.replace('#', '__')}.pt")
+            if c.check == "check_assessment" and handin is not None and not handin.ok:
+                outputs, why = None, "; ".join(handin.problems)
+            v = judge_call(c.check, inputs[c.key], outputs, why)
+            if c.check == "check_assessment" and v.passed:
+                flag = handins.near_copies_of_training_images(outputs.get("samples", {}).get("value"))
+                if flag:
+                    res.flags.append(flag)
+            passed &= v.passed
+            texts.append(v.text)
+        res.tests[t] = points.get(t, 0.0) if passed and plans.get(t) else 0.0
+        res.verdicts[t] = "\n".join(texts)
+
+
+def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict, plans: dict, limits: Limits,
+               out_dir: Path, hide: tuple[Path, ...], sandboxed: bool, seed: int,
+               constants: dict, threads: int | None = None) -> tuple[SubmissionResult, dict]:
     t0 = time.perf_counter()
     ok, how = sandbox.available() if sandboxed else (False, "")
     res = SubmissionResult(student, str(path), limits=asdict(limits), seed=seed,
@@ -148,31 +223,21 @@ def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict,
     (scratch / "outputs").mkdir()
     calls = [c for t in tests for c in plans.get(t, [])]
     inputs = {}
-    for c in calls:
-        # the assessment grades the hand-in, installed in the sandbox's working folder under its usual name
-        overrides = {"checkpoint": handins.CHECKPOINT_NAME} if c.check == "check_assessment" else None
-        inputs[c.key] = make_inputs(c, seed, overrides)
-        torch.save(inputs[c.key], scratch / "inputs" / f"{c.key.replace('#', '__')}.pt")
-    handin = None
-    if any(c.check == "check_assessment" for c in calls):
-        handin = handins.verify_checkpoint(handins.find_checkpoint(path, lesson),
-                                           int(constants.get("MAX_PARAMETERS", 600_000)))
-        res.handin_sha256 = handin.sha256
-        res.flags.extend(handin.flags)
-        if handin.ok:
-            handins.install(handin, scratch / "work")
-        else:
-            res.flags.extend(f"assessment scored 0: {p}" for p in handin.problems)
+    with _TRUSTED:
+        _make_inputs(calls, inputs, scratch, seed)
+        handin = _verify_handin(calls, path, lesson, constants, res, scratch)
     (scratch / "submission.ipynb").write_text(json.dumps(prep.notebook), encoding="utf-8")
     (scratch / "plan.json").write_text(json.dumps({"cell_timeout": limits.cell_timeout, "calls": [
         {"key": c.key, "test": c.test, "check": c.check, "subjects": list(c.subjects)} for c in calls]}))
     if sandboxed:
         for p in [scratch, *scratch.rglob("*")]:
             os.chown(p, sandbox.NOBODY, sandbox.NOBODY)
-        spec = sandbox.SandboxSpec(scratch, hide, limits.network, _sandbox_env(limits))
+        spec = sandbox.SandboxSpec(scratch, hide, limits.network, _sandbox_env(limits, threads))
         cmd = sandbox.command(spec, [sys.executable, "-m", "course_utils.autograde.runner", sandbox.INSIDE])
     else:
         cmd = [sys.executable, "-m", "course_utils.autograde.runner", str(scratch)]
+        if threads is not None:
+            cmd = ["env", f"OMP_NUM_THREADS={threads}", *cmd]
     log = out_dir / "logs" / f"{student}.log"
     log.parent.mkdir(exist_ok=True)
     rc, timed_out = sandbox.run_sandboxed(cmd, log, limits.submission_timeout, limits.memory_mb,
@@ -190,21 +255,8 @@ def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict,
     if status.get("dead_at") is not None or (rc not in (0, None) and not timed_out):
         res.flags.append("the kernel died (the code killed its own process or ran out of memory); the tests "
                          f"after that point score 0 — see {log}")
-    for t in tests:
-        texts, passed = [], True
-        for c in plans.get(t, []):
-            outputs, why = load_outputs(scratch / "outputs" / f"{c.key.replace('#', '__')}.pt")
-            if c.check == "check_assessment" and handin is not None and not handin.ok:
-                outputs, why = None, "; ".join(handin.problems)
-            v = judge_call(c.check, inputs[c.key], outputs, why)
-            if c.check == "check_assessment" and v.passed:
-                flag = handins.near_copies_of_training_images(outputs.get("samples", {}).get("value"))
-                if flag:
-                    res.flags.append(flag)
-            passed &= v.passed
-            texts.append(v.text)
-        res.tests[t] = points.get(t, 0.0) if passed and plans.get(t) else 0.0
-        res.verdicts[t] = "\n".join(texts)
+    with _TRUSTED:
+        _judge_all(tests, plans, scratch, inputs, handin, res, points)
     executed = None
     ex = scratch / "executed.ipynb"
     if ex.is_file() and not ex.is_symlink() and ex.stat().st_size < 200_000_000:
@@ -223,7 +275,7 @@ def _grade_one(work: Path, lesson: str, student: str, path: Path, release: dict,
 def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.PathLike = ".",
                  out: str | os.PathLike | None = None, limits: Limits | None = None, progress=print,
                  source: str | os.PathLike | None = None, trusting: bool = False,
-                 seed: int | None = None) -> list[SubmissionResult]:
+                 seed: int | None = None, jobs: int = 1) -> list[SubmissionResult]:
     """Grade every submission of ``lesson`` in ``submissions``; see the module docstring.
 
     Args:
@@ -237,10 +289,15 @@ def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.P
         trusting: grade without a sandbox (only for code you trust; refused otherwise where bubblewrap
             cannot run).
         seed: the grading-time seed of the inputs (default: a fresh random one, recorded per student).
+        jobs: submissions graded at the same time, each in its own sandbox (0: one per usable CPU). With more
+            than one, each sandbox gets ``OMP_NUM_THREADS`` = CPUs // jobs unless the environment sets it.
+            Only this process writes records, gradebook and summary (the last two in the submissions' order);
+            making inputs and judging take turns, only the sandboxed runs overlap.
     Returns:
         one :class:`SubmissionResult` per student (also in ``out/grades.csv`` and ``out/<student>.json``).
     """
     limits = limits or Limits()
+    jobs = resolve_jobs(jobs)
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a course_utils.autograde.Limits; got {type(limits).__name__}.")
     course = Path(course).resolve()
@@ -270,7 +327,8 @@ def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.P
     hide = tuple(dict.fromkeys([source_dir, out_dir, Path(submissions).resolve(), course / "solutions",
                                 course / "grading", course / "gradebook.db"]))
     seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
-    results = []
+    results: dict[str, SubmissionResult] = {}
+    todo = []
     for i, (student, path) in enumerate(found.items(), 1):
         record = out_dir / f"{student}.json"
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
@@ -281,20 +339,43 @@ def grade_lesson(lesson: str, submissions: str | os.PathLike, course: str | os.P
             if old.get("sha256") == digest and old.get("limits") == asdict(limits) \
                     and old.get("source_sha256") == source_digest \
                     and old.get("handin_sha256") in (None, ck_digest):
-                results.append(SubmissionResult(**old))
+                results[student] = SubmissionResult(**old)
                 progress(f"[{i}/{len(found)}] {student}: already graded ({old['score']:g}/{old['max_score']:g})")
                 continue
+        todo.append((i, student, path))
+    threads = _sandbox_threads(jobs)
+
+    def grade(item):
+        i, student, path = item
         res, nbs = _grade_one(work, lesson, student, path, release, plans, limits, out_dir, hide, sandboxed, seed,
-                              constants)
+                              constants, threads)
         res.source_sha256 = source_digest
-        record.write_text(json.dumps(asdict(res), indent=1))
+        return i, student, res, nbs
+
+    def keep(i, student, res, nbs):              # here, in this process: the only writer of the records
+        (out_dir / f"{student}.json").write_text(json.dumps(asdict(res), indent=1))
         if nbs.get("notebook") is not None:
             graded = autograded_notebook(nbs.get("executed"), nbs["notebook"], release, res.verdicts)
             (out_dir / "autograded").mkdir(exist_ok=True)
             (out_dir / "autograded" / f"{student}.ipynb").write_text(json.dumps(graded, indent=1), encoding="utf-8")
-        results.append(res)
+        results[student] = res
         progress(f"[{i}/{len(found)}] {student}: {res.score:g}/{res.max_score:g} in {res.seconds:.0f} s"
                  + (f" — {res.status}" if res.flags else ""))
+
+    if jobs == 1 or len(todo) < 2:
+        for item in todo:
+            keep(*grade(item))
+    else:                                        # the sandboxes run in parallel; threads only wait and judge
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade") as pool:
+            errors = []
+            for fut in as_completed([pool.submit(grade, item) for item in todo]):
+                try:                             # the others' records are kept before an error is raised
+                    keep(*fut.result())
+                except Exception as err:         # noqa: BLE001 — re-raised below, after every record is written
+                    errors.append(err)
+            if errors:
+                raise errors[0]
+    results = [results[student] for student in found]
     _record_in_course(work, lesson, results, out_dir)
     write_summary(results, out_dir)
     return results
@@ -360,12 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help="grading-time seed of the inputs (default: random)")
     p.add_argument("--trusting", action="store_true",
                    help="run submissions without the sandbox (only for code you trust)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="submissions graded at once, each in its own sandbox (default 0: one per CPU)")
     a = p.parse_args(argv)
     try:
         limits = Limits(a.cell_timeout, a.submission_timeout, a.memory_mb, a.cpu_seconds, a.allow_network)
         out_dir = Path(a.out) if a.out else Path(a.course).resolve() / "grading" / a.lesson
         results = grade_lesson(a.lesson, a.submissions, a.course, out_dir, limits, source=a.source,
-                               trusting=a.trusting, seed=a.seed)
+                               trusting=a.trusting, seed=a.seed, jobs=a.jobs)
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ without it unless ``--trusting`` is given.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import stat
@@ -119,9 +120,10 @@ def command(spec: SandboxSpec, argv: list[str]) -> list[str]:
 
 
 def _limits(memory_mb: int, cpu_seconds: int, file_mb: int = 1024, processes: int = 512):
+    # runs in the forked child before exec, possibly while other grading threads run: only setrlimit calls,
+    # no imports (the import lock may be held by another thread at the fork) and no new session (Popen's
+    # start_new_session does that)
     def apply():
-        import resource
-        os.setsid()
         mem = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 10))
@@ -139,7 +141,8 @@ def run_sandboxed(cmd: list[str], log: Path, timeout: float, memory_mb: int, cpu
     """
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=_limits(memory_mb, cpu_seconds), close_fds=True)
+                                preexec_fn=_limits(memory_mb, cpu_seconds), start_new_session=True,
+                                close_fds=True)
         try:
             return proc.wait(timeout=timeout), False
         except subprocess.TimeoutExpired:

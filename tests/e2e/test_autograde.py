@@ -6,7 +6,7 @@ One run grades the broken, edited and misbehaving lesson 02 notebooks of ``gradi
 infinite loop, a killed kernel, a huge output, a memory hog, a socket, deleted, moved or edited test cells,
 raised points, unreadable or stripped files, …) with tight limits, from a private copy of the source notebooks
 (the layout the README tells instructors to use); each case must get the score it deserves and the flag a
-person needs. A re-run must grade nothing again (idempotent), and a run after one record is removed grades
+person needs, graded two at a time (``jobs=2``). A re-run must grade nothing again (idempotent), and a run after one record is removed grades
 only that one; the command line prints the table and the attention list. The table case → expected →
 actual → seconds goes to ci-artifacts/grading_cases_robustness.md. Also here: the static scan, the planner
 and the submission finder, which need no sandbox.
@@ -36,7 +36,9 @@ def graded(tmp_path_factory):
     require_data()
     need_sandbox()
     lines = []
-    return {**grade_batch(tmp_path_factory.mktemp("autograde"), ROBUSTNESS, lines.append), "log": lines}
+    # two at a time, as the command does on two cores: a hog or a killed kernel beside a sound notebook must
+    # not cost that notebook a point
+    return {**grade_batch(tmp_path_factory.mktemp("autograde"), ROBUSTNESS, lines.append, jobs=2), "log": lines}
 
 
 def test_every_case_gets_the_score_it_deserves_and_is_flagged(graded):

@@ -91,3 +91,21 @@ def test_a_slow_judge_step_is_cut_off(monkeypatch):
     t0 = time.perf_counter()
     v = judge.judge_call("check_q_sample", _inputs(), {"out": None}, timeout=0.5)
     assert not v.passed and "longer than" in v.text and time.perf_counter() - t0 < 5
+
+
+def test_parallel_jobs_and_their_threads(monkeypatch):
+    """jobs = 0 means one per CPU; several jobs share the CPUs out as OMP threads unless the grader set them."""
+    from course_utils.autograde import pipeline
+
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 4)
+    assert pipeline.resolve_jobs(0) == 4 and pipeline.resolve_jobs(3) == 3
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="jobs must be an int"):
+            pipeline.resolve_jobs(bad)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert pipeline._sandbox_threads(1) is None
+    assert pipeline._sandbox_threads(2) == 2 and pipeline._sandbox_threads(8) == 1
+    assert dict(pipeline._sandbox_env(pipeline.Limits(), 2))["OMP_NUM_THREADS"] == "2"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert pipeline._sandbox_threads(2) is None
+    assert dict(pipeline._sandbox_env(pipeline.Limits()))["OMP_NUM_THREADS"] == "1"

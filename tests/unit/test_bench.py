@@ -241,3 +241,89 @@ def test_loss_weighting_runs_at_tiny_sizes(tmp_path):
     assert [row["name"] for row in r["rows"]] == ["L_simple", "L_vlb"]
     assert all(row["bits_per_dim"] > 0 and row["frechet_distance"] > 0 for row in r["rows"])
     assert r["ddpm16"]["bits_per_dim"] > 0 and r["bits_per_dim"]["kl_terms_per_image"] == 2
+
+
+def _contender(name, amp, times, changes=()):
+    """A recipe contender whose runs reached the target at ``times`` (None: not within the budget of 100 s)."""
+    runs = [{"seed": i, "curve": [{"step": 50, "class_agreement": 0.85 if t else 0.5}],     # 500 steps in t s
+             "reached": {"step": 500, "train_s": t} if t else None, "steps_run": 500, "train_s": t or 100.0}
+            for i, t in enumerate(times)]
+    return {"name": name, "params": 1, "amp": amp, "judged": "EMA", "changes": list(changes), "runs": runs}
+
+
+def test_recipe_verdicts_need_ranges_that_part_and_goal_uses_medians():
+    from bench import time_to_quality as ttq
+
+    res = {"target": 0.8, "judge": {"eval_every_steps": 50}, "contenders": [
+        _contender("ours", "off", [40, 50]), _contender("ours+min-snr", "off", [20, 30], ["min-SNR-5"]),
+        _contender("ours+cosine", "off", [45, 70], ["cosine"]), _contender("ours+T250", "off", [60, 80]),
+        _contender("ours+v-pred", "off", [30, None]), _contender("diffusers-ourlr", "off", [90, 110])]}
+    cs = {c["name"]: c for c in res["contenders"]}
+    ref = cs["ours"]
+    # one judging interval of ours: 50 steps × 45 s / 500 steps = 4.5 s; of ours+T250: 50 × 70 / 500 = 7 s
+    assert ttq._verdict(cs["ours+min-snr"], ref, 50) == "pays"              # 30 < 40 − 4.5
+    assert ttq._verdict(cs["ours+min-snr"], ref, 150) == "within the noise" # 30 ≥ 40 − 13.5: too coarse to tell
+    assert ttq._verdict(cs["ours+cosine"], ref, 50) == "within the noise"   # 45–70 overlaps 40–50
+    assert ttq._verdict(cs["ours+T250"], ref, 50) == "costs"                # 60 − 7 > 50
+    assert ttq._verdict(cs["ours+T250"], ref, 100) == "within the noise"    # 60 − 14 ≤ 50
+    assert ttq._verdict(cs["ours+v-pred"], ref, 50) == "not reached in every run"
+    assert ttq._verdict(ref, ref, 50) == "reference"
+    s = ttq.seeded_summary(cs["ours+min-snr"])
+    assert (s["median"], s["lo"], s["hi"]) == (25, 20, 30)
+    best = ttq.best_vs_diffusers(res)
+    assert best["bf16"] is None                                         # no bf16 runs at all
+    assert best["off"] == {"name": "ours+min-snr", "speedup": round(100 / 25, 2), "worst_case": round(90 / 30, 2),
+                           "ref": "diffusers-ourlr"}
+    table = ttq.contenders_table(res)
+    assert "| ours+min-snr | min-SNR-5 | off | 2 | 25 s | 20–30 s (20, 30) |" in table
+    assert "| ours+v-pred |" in table and "> 100" in table             # the run that did not reach it
+    assert "4.00×" in table                                             # 100 / 25 against diffusers-ourlr
+
+
+def test_recipe_contenders_parse_and_run_at_tiny_sizes(tmp_path):
+    """Every kind of recipe change parses into the run's settings, a typo is refused before any training, and a
+    seeded run round-robin writes two runs per contender (not a measurement)."""
+    require_data()
+    pytest.importorskip("diffusers")
+    from bench import time_to_quality as ttq
+
+    r = ttq.parse_recipe("ours+ema-warmup+min-snr+T250+lr4e-3+wu200", "bf16")
+    assert (r["amp"], r["ema_warmup"], r["loss"], r["T"], r["lr"], r["warmup_steps"]) == (
+        "bf16", True, "min-snr", 250, 4e-3, 200)
+    assert ttq.parse_recipe("ours-fp32+v-pred+cosine", "bf16")["amp"] == "off"
+    d = ttq.recipe_diffusion(ttq.parse_recipe("ours+T250", "off"))
+    assert d.num_timesteps == 250 and abs(float(d.betas[-1]) - 0.08) < 1e-6      # 0.02 · 1000/250
+    for bad in ("ours+nope", "theirs", "ours+T", "ours+v-pred+min-snr"):
+        with pytest.raises(ValueError):
+            ttq.parse_recipe(bad, "off")
+    with pytest.raises(ValueError, match="unknown contender"):
+        ttq.main(["--seeds", "0", "--contenders", "ours,diffuserz", "--limit", "64", "--out", str(tmp_path)])
+    assert ttq.main(["--limit", "512", "--budget-min", "0.01", "--eval-every", "3", "--per-class", "1",
+                     "--ddim-steps", "2", "--seeds", "0,1", "--contenders", "ours,ours+v-pred,ours+min-snr,diffusers-ourlr",
+                     "--name", "ttqc_cpu", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "ttqc_cpu.json").read_text())
+    assert [c["name"] for c in res["contenders"]] == ["ours", "ours+v-pred", "ours+min-snr", "diffusers-ourlr"]
+    assert all([run["seed"] for run in c["runs"]] == [0, 1] for c in res["contenders"])
+    md = report.render({"time_to_quality_contenders_cpu": res}, tmp_path / "B.md").read_text()
+    assert "## Time to quality: what in the recipe pays (CPU)" in md and "| ours+v-pred |" in md
+    if not res["cpu_native_bf16"]:
+        assert "has no native bf16" in md
+
+
+def test_scaling_runs_at_tiny_sizes(tmp_path):
+    """The trainer rows and a parallel grading run of two lesson 02 hand-ins (solution: full marks, blank: 0)."""
+    require_data()
+    from course_utils.autograde import sandbox
+
+    if not sandbox.available()[0]:
+        pytest.skip("no bubblewrap here: the grading half needs it")
+    from bench import scaling
+
+    assert scaling.main(["--quick", "--submissions", "2", "--jobs", "2", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "scaling_cpu.json").read_text())
+    assert [(r["batch"], r["image_size"]) for r in res["trainer"]] == [(32, 16), (64, 16)]
+    assert all(len(r["images_per_s"]) == 2 and r["median"] > 0 for r in res["trainer"])
+    g = res["grading"][0]
+    assert (g["submissions"], g["jobs"], g["scores_as_expected"]) == (2, 2, True)
+    md = report.render({"scaling_cpu": res}, tmp_path / "B.md").read_text()
+    assert "## Scaling: the trainer and the grading command" in md and "| 2 | 2 |" in md

@@ -70,3 +70,18 @@ def test_run_mode_follows_the_device_and_the_graders_flag(monkeypatch):
     monkeypatch.setenv("COURSE_GRADING", "yes")
     with pytest.raises(ValueError, match="COURSE_GRADING must be '1'"):
         run_mode("cpu")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags_not_from_onednn():
+    """oneDNN says bf16 is supported on any AVX512 CPU, where it is emulated and slower than fp32; only the
+    instructions that compute in bf16 count (AVX512-BF16 or AMX on x86, BF16 on Arm)."""
+    from course_utils.utils import cpu_has_native_bf16
+
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
+    assert not cpu_has_native_bf16(xeon)
+    assert cpu_has_native_bf16(xeon.replace("avx512_vnni", "avx512_vnni avx512_bf16"))     # Zen 4, Cooper Lake
+    assert cpu_has_native_bf16(xeon.replace("avx512_vnni", "amx_tile amx_bf16"))           # Sapphire Rapids
+    assert cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")      # Arm v8.6+
+    assert not cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert not cpu_has_native_bf16("")                                                      # no flags line
+    assert isinstance(cpu_has_native_bf16(), bool)                                          # this machine

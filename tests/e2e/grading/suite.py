@@ -51,14 +51,15 @@ def digests(paths) -> dict:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
 
 
-def grade_batch(tmp: Path, cases: dict, progress) -> dict:
-    """Build ``cases`` (aimed at this run's real paths) and grade them in one batch from a private source copy."""
+def grade_batch(tmp: Path, cases: dict, progress, jobs: int = 1) -> dict:
+    """Build ``cases`` (aimed at this run's real paths) and grade them in one batch from a private source copy,
+    ``jobs`` submissions at a time."""
     source = private_source(tmp)
     flat, out = tmp / "submissions", tmp / "out"
     TARGETS.update(out=str(out), source=str(source), submissions=str(flat), repo_solutions=str(REPO / "solutions"))
     build(cases, flat)
     before = digests([*flat.glob("*.ipynb"), *source.rglob("*.ipynb")])
-    results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=progress, source=source)
+    results = grade_lesson(LESSON, flat, REPO, out, LIMITS, progress=progress, source=source, jobs=jobs)
     return {"results": {r.student: r for r in results}, "out": out, "flat": flat, "source": source,
             "before": before}
 

@@ -1,0 +1,164 @@
+"""Scaling: how the trainer's speed and the grading command's time per submission grow with the work.
+
+* **Trainer**: images/s of ``course_utils.train.train`` (its own loop: EMA, clipping, the schedule; the numerics
+  ``--amp`` names) as one factor grows from the benchmarks' base point (the shipped ``cfg16`` model, 16 px,
+  batch 128): the batch (32 … 256), the image size (16, 28, 32 px: FashionMNIST resized, the same two-level
+  U-Net) and the width (the channels × 1, 1.5, 2). Each row trains ``--blocks`` + 1 blocks of ``--block``
+  steps; the first block is warm-up, the others give the median and the range of images/s.
+* **Grading**: ``course_utils.autograde.grade_lesson`` (one bubblewrap sandbox per submission, as an
+  instructor runs it) on N simulated hand-ins of lesson 02, half the solution notebook and half the untouched
+  student notebook, for each N in ``--submissions`` and each parallelism in ``--jobs``: wall seconds in all
+  (the nbgrader course built once, the gradebook written once, included), seconds per submission, and
+  whether every solution got full marks and every blank notebook none.
+
+    python -m bench.scaling                                   # both parts, the recorded sizes
+    python -m bench.scaling --part grading --submissions 10,50,200 --jobs 1,2
+    python -m bench.scaling --pairs 10:1,10:2,50:1,50:2,200:2       # the recorded run
+    python -m bench.scaling --quick                           # a smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from course_utils.data import load_fashion_mnist
+from course_utils.diffusion import GaussianDiffusion
+from course_utils.models import UNet, count_parameters
+from course_utils.schedules import linear_betas
+from course_utils.train import TrainConfig, train
+from course_utils.utils import get_device
+
+from .common import REPO, machine_info, markdown_table, write_result
+
+LESSON = "02_forward_diffusion"
+BASE = {"batch": 128, "image_size": 16, "width": 1.0}
+GRID = ([{"batch": b} for b in (32, 64, 128, 256)] + [{"image_size": s} for s in (28, 32)]
+        + [{"width": w} for w in (1.5, 2.0)])
+
+
+def _model(width: float) -> UNet:
+    from course_utils.pretrained import RECIPES
+
+    cfg = RECIPES["cfg16"].model
+    channels = tuple(int(round(c * width / cfg.norm_groups)) * cfg.norm_groups for c in cfg.channels)
+    return UNet(dataclasses.replace(cfg, channels=channels))
+
+
+def trainer_row(point: dict, device: torch.device, amp: str, block: int, blocks: int, limit: int) -> dict:
+    p = {**BASE, **point}
+    data = load_fashion_mnist(train=True, image_size=p["image_size"], limit=limit)
+    model = _model(p["width"])
+    marks: dict[int, float] = {}
+    cfg = TrainConfig(steps=block * (blocks + 1), batch_size=p["batch"], lr=2e-3, warmup_steps=100, seed=0,
+                      device=str(device), amp=amp, log_every=block, progress=False)
+    train(model, GaussianDiffusion(linear_betas(1000)).to(device), data, cfg,
+          callbacks=[lambda s: marks.setdefault(s.step, s.elapsed)])
+    rates = [block * p["batch"] / (marks[(i + 1) * block] - marks[i * block]) for i in range(1, blocks + 1)]
+    median = statistics.median(rates)
+    return {**p, "params": count_parameters(model), "channels": list(model.config.channels),
+            "images_per_s": [round(r, 1) for r in rates], "median": round(median, 1),
+            "ms_per_step": round(1000 * p["batch"] / median, 1)}
+
+
+def grading_row(n: int, jobs: int, work: Path) -> dict:
+    from course_utils.autograde import grade_lesson
+
+    subs = work / f"subs_{n}_{jobs}"
+    subs.mkdir(parents=True)
+    for i in range(n):
+        src = REPO / ("solutions" if i % 2 == 0 else "notebooks") / LESSON / f"{LESSON}.ipynb"
+        shutil.copy2(src, subs / f"student{i:03d}.ipynb")
+    t0 = time.perf_counter()
+    results = grade_lesson(LESSON, subs, course=REPO, out=work / f"out_{n}_{jobs}", progress=lambda *_: None,
+                           jobs=jobs, seed=0)
+    wall = time.perf_counter() - t0
+    right = all((r.score == r.max_score) if int(r.student[7:]) % 2 == 0 else r.score == 0 for r in results)
+    return {"submissions": n, "jobs": jobs, "wall_s": round(wall, 1), "s_per_submission": round(wall / n, 2),
+            "median_submission_s": statistics.median(r.seconds for r in results), "scores_as_expected": right,
+            "statuses": sorted({r.status for r in results})}
+
+
+def run(args) -> dict:
+    device = get_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = {"benchmark": "scaling", "machine": machine_info(device), "amp": args.amp, "base": BASE,
+           "block": args.block, "blocks": args.blocks, "trainer": [], "grading": []}
+    if args.part in ("all", "trainer"):
+        grid = GRID[:2] if args.quick else GRID
+        for point in grid:
+            row = trainer_row(point, device, args.amp, args.block, args.blocks, args.limit)
+            print(f"  trainer {point}: {row['median']} img/s {row['images_per_s']}", flush=True)
+            out["trainer"].append(row)
+    if args.part in ("all", "grading"):
+        with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
+            pairs = ([tuple(int(v) for v in x.split(":")) for x in args.pairs.split(",")] if args.pairs else
+                     [(int(n), int(j)) for n in args.submissions.split(",") for j in args.jobs.split(",")])
+            for n, jobs in pairs:
+                row = grading_row(n, jobs, Path(tmp))
+                print(f"  grading {n} submissions, jobs {jobs}: {row['wall_s']} s "
+                      f"({row['s_per_submission']} s each)", flush=True)
+                out["grading"].append(row)
+    return out
+
+
+def tables(result: dict) -> tuple[str, str]:
+    base = result["base"]
+    rows = []
+    for r in result["trainer"]:
+        grown = [k for k in ("batch", "image_size", "width") if r[k] != base[k]] or ["(base point)"]
+        rows.append([", ".join(grown), r["batch"], r["image_size"], f"× {r['width']:g} {tuple(r['channels'])}",
+                     f"{r['params']:,}", f"{r['median']:.0f}",
+                     f"{min(r['images_per_s']):.0f}–{max(r['images_per_s']):.0f}", f"{r['ms_per_step']:.0f}"])
+    trainer = markdown_table(["grows", "batch", "image px", "width (channels)", "params", "images/s (median)",
+                              "range over blocks", "ms/step"], rows)
+    rows = [[g["submissions"], g["jobs"], f"{g['wall_s']:.0f}", f"{g['s_per_submission']:.2f}",
+             f"{g['median_submission_s']:.1f}", "yes" if g["scores_as_expected"] else "NO",
+             ", ".join(g["statuses"])] for g in result["grading"]]
+    grading = markdown_table(["submissions", "jobs (parallel sandboxes)", "wall s (all)", "s per submission",
+                              "one submission's s (median)", "every score right", "statuses"], rows)
+    return trainer, grading
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=("all", "trainer", "grading"), default="all")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--amp", default="off", choices=("off", "bf16", "auto"),
+                   help="the trainer's numerics (default fp32: bf16 pays only where the CPU runs it natively)")
+    p.add_argument("--block", type=int, default=10, help="steps per timed block")
+    p.add_argument("--blocks", type=int, default=3, help="timed blocks after one warm-up block")
+    p.add_argument("--limit", type=int, default=4096, help="training images loaded (speed does not depend on it)")
+    p.add_argument("--submissions", default="10,50,200")
+    p.add_argument("--jobs", default="1,2")
+    p.add_argument("--pairs", default=None, help="submissions:jobs pairs instead of the product of the two, "
+                   "e.g. 10:1,10:2,200:2")
+    p.add_argument("--quick", action="store_true", help="two trainer rows, tiny blocks")
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.block, a.blocks, a.limit = 2, 2, 512
+    t0 = time.perf_counter()
+    result = run(a)
+    result["command"] = "python -m bench.scaling " + " ".join(argv)
+    result["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    for t in tables(result):
+        print(t)
+    path = write_result(f"scaling_{result['machine']['device']}", result, Path(a.out) if a.out else None)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
