@@ -87,7 +87,7 @@ class _Clock:
 # the recipe contenders measured by `python -m bench`: one change each against ours (the recipe before this
 # benchmark: constant EMA decay), the references, then the two changes that paid, combined
 CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pred", "ours+lr4e-3+wu200",
-              "ours+cosine", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred")
+              "ours+cosine", "ours+T250", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred")
 RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
 CHANGES = {                                 # a recipe contender's "+" tokens: what each one changes
     "ema-warmup": "EMA decay min(0.995, (1 + n)/(10 + n)) at update n",
