@@ -89,6 +89,7 @@ class _Clock:
 CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pred", "ours+lr4e-3+wu200",
               "ours+cosine", "ours+T250", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred")
 RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
+DIFFUSERS = ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16")   # the tutorial loop's contenders
 CHANGES = {                                 # a recipe contender's "+" tokens: what each one changes
     "ema-warmup": "EMA decay min(0.995, (1 + n)/(10 + n)) at update n",
     "min-snr": "min-SNR-5 loss weights (Hang et al. 2023)",
@@ -139,8 +140,7 @@ def run_ours(name, data, diffusion, device, args, amp: str, seed: int | None = N
     r = recipe or parse_recipe("ours", amp)
     if recipe is not None:
         diffusion = recipe_diffusion(r).to(device)
-    loss_fn = {"eps": None, "min-snr": lambda m, d, x0, y, g: loss_min_snr(m, d, x0, y, g),
-               "v": lambda m, d, x0, y, g: loss_v(m, d, x0, y, g)}[r["loss"]]
+    loss_fn = {"eps": None, "min-snr": loss_min_snr, "v": loss_v}[r["loss"]]     # train's loss_fn signature
     as_eps = (lambda m: EpsFromV(m, diffusion)) if r["loss"] == "v" else (lambda m: m)
     torch.manual_seed(seed)
     model = baselines.our_unet()
@@ -195,12 +195,13 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=args.limit)
     diffusion = GaussianDiffusion(linear_betas(1000), clip_x0=True).to(device)   # samplers clip x̂0
-    fast_amp = "auto" if device.type == "cuda" else ("bf16" if cpu_has_native_bf16() else "off")
+    native = cpu_has_native_bf16()
+    fast_amp = _fast_amp(device, native)
     out = {"benchmark": "time_to_quality", "machine": machine_info(device),
            "command": "python -m bench.time_to_quality " + " ".join(args.argv), "target": args.target,
            "judge": {"per_class": args.per_class, "w": args.w, "ddim_steps": args.ddim_steps, "eta": 0.0,
                      "clip_x0": True, "seed": args.seed, "eval_every_steps": args.eval_every},
-           "batch": args.batch, "budget_min": args.budget_min, "cpu_native_bf16": cpu_has_native_bf16(),
+           "batch": args.batch, "budget_min": args.budget_min, "cpu_native_bf16": native,
            "contenders": []}
     for name in args.contenders.split(","):
         torch.manual_seed(args.seed)
@@ -211,7 +212,7 @@ def run(args) -> dict:
         elif name == "diffusers":
             r = run_diffusers(name, diffusion, device, args)
         elif name == "diffusers-ourlr":            # the tutorial's loop given our learning rate and warm-up
-            r = run_diffusers(name, diffusion, device, args, lr=2e-3, warmup_steps=100)
+            r = run_diffusers(name, diffusion, device, args, lr=RECIPE["lr"], warmup_steps=RECIPE["warmup_steps"])
         else:
             raise ValueError(f"unknown contender {name!r}; choose from ours, ours-fp32, diffusers, diffusers-ourlr.")
         r["budget_min"] = args.budget_min
@@ -220,10 +221,7 @@ def run(args) -> dict:
         old = json.loads(Path(args.append).read_text())
         names = {c["name"] for c in out["contenders"]}
         out["contenders"] = [c for c in old["contenders"] if c["name"] not in names] + out["contenders"]
-        out["appended_runs"] = old.get("appended_runs", []) + [{"command": out["command"], "machine": out["machine"]}]
-        out["command"] = old["command"] + " && " + out["command"]
-        out["machine"] = old["machine"]
-        out["earlier_wall_time_s"] = old.get("wall_time_s", 0) + old.get("earlier_wall_time_s", 0)
+        _carry_append(out, old)
     base = next((c for c in out["contenders"] if c["name"] == "diffusers"), None)
     for c in out["contenders"]:
         t = c["reached"]["train_s"] if c["reached"] else None
@@ -235,17 +233,37 @@ def run(args) -> dict:
     return out
 
 
-def _one_run(name, data, device, args, fast_amp, seed) -> dict:
-    base = GaussianDiffusion(linear_betas(1000), clip_x0=True).to(device)
+def _carry_append(out: dict, old: dict) -> None:
+    """An appending run's record keeps the earlier file's machine line, chains the commands and adds up the wall
+    time (main adds ``earlier_wall_time_s`` to this run's)."""
+    out["appended_runs"] = old.get("appended_runs", []) + [{"command": out["command"], "machine": out["machine"]}]
+    out["command"] = old["command"] + " && " + out["command"]
+    out["machine"] = old["machine"]
+    out["earlier_wall_time_s"] = old.get("wall_time_s", 0) + old.get("earlier_wall_time_s", 0)
+
+
+def _fast_amp(device: torch.device, native_bf16: bool) -> str:
+    """The numerics of ``ours``: autocast on a GPU, bf16 on a CPU that runs it natively, else fp32."""
+    return "auto" if device.type == "cuda" else ("bf16" if native_bf16 else "off")
+
+
+def _check_contender(name: str, fast_amp: str) -> None:
+    """Refuse an unknown contender before any training."""
     if name.startswith("ours"):
-        return run_ours(name, data, base, device, args, fast_amp, seed=seed, recipe=parse_recipe(name, fast_amp))
-    if name in ("diffusers-ourlr", "diffusers-ourlr-bf16"):
-        amp = "bf16" if name.endswith("bf16") else "tutorial"
-        return run_diffusers(name, base, device, args, lr=RECIPE["lr"], warmup_steps=RECIPE["warmup_steps"],
-                             amp=amp, seed=seed)
+        parse_recipe(name, fast_amp)
+    elif name not in DIFFUSERS:
+        raise ValueError(f"unknown contender {name!r}; see python -m bench.time_to_quality --help.")
+
+
+def _one_run(name, data, device, args, fast_amp, seed) -> dict:
+    _check_contender(name, fast_amp)
+    if name.startswith("ours"):                  # its schedule comes from its recipe (run_ours)
+        return run_ours(name, data, None, device, args, fast_amp, seed=seed, recipe=parse_recipe(name, fast_amp))
+    base = GaussianDiffusion(linear_betas(1000), clip_x0=True).to(device)
     if name == "diffusers":
         return run_diffusers(name, base, device, args, seed=seed)
-    raise ValueError(f"unknown contender {name!r}; see python -m bench.time_to_quality --help.")
+    return run_diffusers(name, base, device, args, lr=RECIPE["lr"], warmup_steps=RECIPE["warmup_steps"],
+                         amp="bf16" if name.endswith("bf16") else "tutorial", seed=seed)
 
 
 def run_seeded(args) -> dict:
@@ -254,7 +272,8 @@ def run_seeded(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=args.limit)
-    fast_amp = "auto" if device.type == "cuda" else ("bf16" if cpu_has_native_bf16() else "off")
+    native = cpu_has_native_bf16()
+    fast_amp = _fast_amp(device, native)
     names = args.contenders.split(",")
     skipped = {}
     if fast_amp == "off":               # no native bf16: "ours" is fp32 already, and emulated bf16 is no contender
@@ -267,16 +286,13 @@ def run_seeded(args) -> dict:
         for name, why in skipped.items():
             print(f"  skipping {name}: {why}", flush=True)
     for name in names:                                           # fail on a typo before hours of training
-        if name.startswith("ours"):
-            parse_recipe(name, fast_amp)
-        elif name not in ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16"):
-            raise ValueError(f"unknown contender {name!r}; see python -m bench.time_to_quality --help.")
+        _check_contender(name, fast_amp)
     seeds = [int(x) for x in args.seeds.split(",")]
     out = {"benchmark": "time_to_quality_contenders", "machine": machine_info(device),
            "command": "python -m bench.time_to_quality " + " ".join(args.argv), "target": args.target,
            "judge": {"per_class": args.per_class, "w": args.w, "ddim_steps": args.ddim_steps, "eta": 0.0,
                      "clip_x0": True, "seeds": seeds, "eval_every_steps": args.eval_every},
-           "batch": args.batch, "budget_min": args.budget_min, "cpu_native_bf16": cpu_has_native_bf16(),
+           "batch": args.batch, "budget_min": args.budget_min, "cpu_native_bf16": native,
            "recipe": RECIPE, "skipped": skipped, "contenders": []}
     by_name: dict[str, dict] = {}
     for seed in seeds:
@@ -298,10 +314,7 @@ def run_seeded(args) -> dict:
                 merged[c["name"]] = c
         out["contenders"] = list(merged.values())
         out["skipped"] = {**old.get("skipped", {}), **skipped}
-        out["appended_runs"] = old.get("appended_runs", []) + [{"command": out["command"], "machine": out["machine"]}]
-        out["command"] = old["command"] + " && " + out["command"]
-        out["machine"] = old["machine"]
-        out["earlier_wall_time_s"] = old.get("wall_time_s", 0) + old.get("earlier_wall_time_s", 0)
+        _carry_append(out, old)
     return out
 
 

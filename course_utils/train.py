@@ -138,15 +138,10 @@ def ema_multi_avg_fn(decay: float, warmup: bool):
     function is called once per device and dtype group of the tensors, so it cannot count the updates itself.
     """
     update = [0]
+    get_update = torch.optim.swa_utils.get_ema_multi_avg_fn
 
-    @torch.no_grad()
-    def fn(ema_params, params, _num_averaged):
-        beta = ema_decay_at(decay, update[0], warmup)
-        if torch.is_floating_point(ema_params[0]) or torch.is_complex(ema_params[0]):
-            torch._foreach_lerp_(ema_params, params, 1.0 - beta)
-        else:                                                     # integer buffers, as torch's own EMA does
-            for e, p in zip(ema_params, params, strict=True):
-                e.copy_(e * beta + p * (1.0 - beta))
+    def fn(ema_params, params, num_averaged):                     # torch's EMA step at this update's decay
+        return get_update(ema_decay_at(decay, update[0], warmup))(ema_params, params, num_averaged)
     fn.update = update
     return fn
 
