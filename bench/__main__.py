@@ -291,7 +291,10 @@ def _section_sharper() -> list[str]:
             f"guidance w = {r.get('w')}), Fréchet distance to the {r.get('real_test_images')} test images at 32 px in the "
             f"shipped classifier's feature space, its class agreement, and sampling seconds per 1,000 images. Then the "
             f"noise-conditioning augmentation sweep: the same base samples super-resolved at each level "
-            f"({r.get('augmentation_sweep', {}).get('samples')} per level). Training seconds of the shipped models, as "
+            f"({r.get('augmentation_sweep', {}).get('samples')} per level), at w = {r.get('w')} and at "
+            f"w = {', '.join(r.get('augmentation_sweep_by_w', {})) or '–'}; then the guidance sweep: (a) and (b) at each "
+            f"guidance weight of the base stage, the same {r.get('guidance_sweep', {}).get('samples')} labels and seeds "
+            f"(the w = {r.get('w')} column is the first table's). Training seconds of the shipped models, as "
             f"their records state: {r.get('training_seconds')}.", ""] + \
         ([f"Note: {r['note']}.", ""] if r.get("note") else []) + [table_markdown(r), ""]
 

@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     p.add_argument("--ema-decay", type=float, default=0.995,
                    help="EMA decay (0.995: a ~200-step window for a short run; the EMA's start is removed)")
     p.add_argument("--channels", default="32,64")
-    p.add_argument("--amp", default="auto", help="train's amp setting: 'auto' (fp32 on a CPU), 'bf16', 'off'")
+    p.add_argument("--amp", default="off", help="train's amp setting: 'off' (fp32, as the recorded figures were made), 'auto', 'bf16'")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--losses", default="L_simple,L_vlb")
     p.add_argument("--limit", type=int, default=None, help="training images (default all 60 000)")

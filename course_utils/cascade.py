@@ -11,8 +11,8 @@ each double or quadruple the resolution *conditioned on the previous stage's ima
   ``a`` is drawn at random; at sampling one fixed ``a`` is chosen. It teaches the super-resolution model not
   to trust the last pixel of its condition, because the base model's samples are not real images (Ho et al.
   2021, §3.2, found the best level on generated conditions is not zero; for the shipped, briefly trained
-  ``sr32`` the measured levels tie within about 0.1 of Fréchet distance, 0 a hair ahead, see
-  ``course_utils/assets/sharper32.json``).
+  ``sr32`` the clean condition measures best: at w = 2 the levels tie within about 0.1 of Fréchet distance,
+  0 a hair ahead, and at w = 1 the distance grows steadily with a, see ``course_utils/assets/sharper32.json``).
 * :class:`SRUNet` — the course U-Net taking ``cat([x_t, z_a])`` (2 channels) and adding an embedding of
   ``a`` to the time embedding. The shipped ``sr32`` denoises the **residual** ``(x − upsample(low)) / s`` rather
   than the image (Li et al. 2022, SRDiff; ``SRUNetConfig.residual_scale`` = s, the residual's standard deviation):
@@ -48,7 +48,7 @@ __all__ = ["upsample", "augment_condition", "SRUNetConfig", "SRUNet", "Condition
 SR32 = "sr32"
 LOW, HIGH = 16, 32          # the base model's and the super-resolution model's image sizes
 LESSON_W = 2.0              # guidance weight of the base stage (lesson 06's choice)
-LESSON_AUG = 0.0              # the augmentation level lesson 09 samples with: the best of the measured sweep (sharper32.json)
+LESSON_AUG = 0.0            # the augmentation level lesson 09 samples with: the best of the measured sweeps (sharper32.json)
 AUG_SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)   # the levels the lesson's sweep measures
 
 
@@ -417,7 +417,7 @@ def build_sr32(directory=None, progress: bool = True, evaluate_after: bool = Tru
     diffusion = GaussianDiffusion(linear_betas(r["T"]))
     cfg = TrainConfig(steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_steps=r["warmup_steps"],
                       ema_decay=r["ema_decay"], ema_warmup=False, p_uncond=0.0, seed=r["seed"], progress=progress,
-                      log_every=50)                                     # ema_warmup: as sr32 was made
+                      amp="off", log_every=50)                          # ema_warmup, fp32: as sr32 was made
     result = train(model, diffusion, pairs, cfg, loss_fn=make_sr_loss(r["max_aug_level"], s))
     ema = result.ema_model.cpu().eval()
     meta = {"name": SR32, "lessons": ["09"],

@@ -314,7 +314,7 @@ def build_ldm32(directory=None, progress: bool = True, evaluate_after: bool = Tr
     diffusion = GaussianDiffusion(linear_betas(r["T"]))
     cfg = TrainConfig(steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_steps=r["warmup_steps"],
                       ema_decay=r["ema_decay"], ema_warmup=False, p_uncond=r["p_uncond"], seed=r["seed"],
-                      progress=progress, log_every=50)                  # ema_warmup: as ldm32 was made
+                      amp="off", progress=progress, log_every=50)       # ema_warmup, fp32: as ldm32 was made
     result = train(model, diffusion, latents, cfg)
     ema = result.ema_model.cpu().eval()
     meta = {**_record_base(LDM32, "class-conditional U-Net DDPM on ae32's scaled 4 × 8 × 8 latents (learned null "

@@ -64,7 +64,8 @@ def _unet(**kw) -> UNetConfig:
 
 def _train(steps: int) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=128, lr=2e-3, warmup_steps=100, ema_decay=0.999, seed=0,
-                       ema_warmup=False, progress=True, log_every=50)   # as the shipped checkpoints were made
+                       ema_warmup=False, amp="off", progress=True, log_every=50)   # as the shipped checkpoints
+                                                                                    # were made (fp32)
 
 
 RECIPES: dict[str, Recipe] = {

@@ -16,7 +16,10 @@ the seconds per 1,000 images on this machine. The two feature spaces:
 * the **course classifier** of :mod:`course_utils.metrics`, trained with 40 % of its images blurred down to
   16 px on purpose (it scores the 16 px samples of lessons 04–08), so its features barely change with blur:
   reported for comparison, and for the class agreement. Then the augmentation sweep: the same base
-samples super-resolved at each level of :data:`course_utils.cascade.AUG_SWEEP`.
+samples super-resolved at each level of :data:`course_utils.cascade.AUG_SWEEP`, at each guidance weight of
+:data:`AUG_SWEEP_WS`. Then the **guidance sweep** (:data:`GUIDANCE_SWEEP`): (a) and (b) again at each w, the same
+``n`` labels and seeds — what the second stage adds depends on how far the base samples are from real ones, and
+guidance moves them (more of the class, less of the data's spread: Ho & Salimans 2021).
 
 Command line::
 
@@ -36,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["METHODS", "RECORD", "EVALUATE_COMMAND", "SHARP_CLASSIFIER", "TRAIN_SHARP_COMMAND", "load_sharp_classifier", "evaluate", "load_record", "table_markdown", "main"]
+__all__ = ["METHODS", "GUIDANCE_SWEEP", "AUG_SWEEP_WS", "RECORD", "EVALUATE_COMMAND", "SHARP_CLASSIFIER", "TRAIN_SHARP_COMMAND", "load_sharp_classifier", "evaluate", "load_record", "table_markdown", "main"]
 
 RECORD = Path(__file__).resolve().parent / "assets" / "sharper32.json"
 SHARP_CLASSIFIER = Path(__file__).resolve().parent / "assets" / "fashion_classifier_sharp.pt"
@@ -49,6 +52,8 @@ RECORD_NOTE = ("sr32 is the residual model (Li et al. 2022: it denoises (x − u
                "steps, the cascade's compute at the time; with 3,500 super-resolution steps a matched cfg32 would "
                "need about 1,475 steps ((1200 × 0.25 + 3500 × 0.53) / 1.46, per-step seconds on the AMD EPYC VM), "
                "so (d) had about 64 % of the cascade's training compute")
+GUIDANCE_SWEEP = (1.0, 1.5, 2.0, 3.0)     # the guidance weights of (a) and (b) the sweep measures
+AUG_SWEEP_WS = (1.0, 2.0)                 # the guidance weights the augmentation sweep runs at
 METHODS = {
     "bicubic": "(a) cfg16 16 px samples, bicubic ×2",
     "cascade": "(b) cascade: cfg16 → sr32",
@@ -81,7 +86,8 @@ def _timed(fn, labels: torch.Tensor, batch: int) -> tuple[torch.Tensor, float]:
 
 @torch.inference_mode()
 def evaluate(n: int = 1000, sweep_n: int = 500, w: float = 2.0, num_steps: int = 20, batch: int = 250,
-             seed: int = 0, progress: bool = True, sweep_only: bool = False) -> dict:
+             seed: int = 0, progress: bool = True, sweep_only: bool = False, guidance_ws=GUIDANCE_SWEEP,
+             aug_ws=AUG_SWEEP_WS) -> dict:
     """Measure the four methods and the augmentation sweep (see the module docstring); returns the record."""
     from . import cascade, latent
     from .data import load_fashion_mnist
@@ -98,46 +104,67 @@ def evaluate(n: int = 1000, sweep_n: int = 500, w: float = 2.0, num_steps: int =
     rec: dict = {"samples": n, "w": w, "sampler": f"DDIM-{num_steps} per stage, eta 0", "seed": seed,
                  "real_test_images": int(real.shape[0]), "methods": {}}
 
+    def fd_pair(x, labels):
+        return {"frechet_distance": round(frechet_distance(real, x, sharp), 3),
+                "frechet_distance_course_classifier": round(frechet_distance(real, x), 3),
+                "class_agreement": round(class_agreement(x, labels), 4)}
+
     def score(name: str, x: torch.Tensor, seconds: float, **extra):
-        rec["methods"][name] = {"description": METHODS[name],
-                                "frechet_distance": round(frechet_distance(real, x, sharp), 3),
-                                "frechet_distance_course_classifier": round(frechet_distance(real, x), 3),
-                                "class_agreement": round(class_agreement(x, y), 4),
+        rec["methods"][name] = {"description": METHODS[name], **fd_pair(x, y),
                                 "seconds_per_1000": round(seconds * 1000 / n, 1), **extra}
         say(f"{name}: {rec['methods'][name]}")
 
     base_model, base_diffusion, _ = load_pretrained("cfg16")
     sr, sr_diffusion, sr_meta = cascade.load_sr32()
 
-    def base(labels, i):
-        g = torch.Generator().manual_seed(seed + i)
-        return base_diffusion.ddim_sample_loop(base_model, (labels.shape[0], 1, 16, 16), num_steps=num_steps, y=labels,
-                                               w=w, generator=g, progress=False, clip_x0=True).clamp(-1, 1)
+    def base_at(gw):
+        def fn(labels, i):
+            g = torch.Generator().manual_seed(seed + i)
+            return base_diffusion.ddim_sample_loop(base_model, (labels.shape[0], 1, 16, 16), num_steps=num_steps,
+                                                   y=labels, w=gw, generator=g, progress=False, clip_x0=True).clamp(-1, 1)
+        return fn
 
-    low, t_base = _timed(base, y, batch)
-    t0 = time.perf_counter()
-    up = cascade.upsample(low)
-    score("bicubic", up, t_base + time.perf_counter() - t0)
-
-    def sr_at(level):
+    def sr_at(low, level):
         def fn(labels, i):
             return cascade.super_resolve(sr, sr_diffusion, low[i:i + labels.shape[0]], level, num_steps, seed=seed + i)
         return fn
 
     keep = torch.arange(0, n, max(1, n // sweep_n))[:sweep_n]          # every (n / sweep_n)-th: all classes alike
+    lows, seconds = {}, {}
+    for gw in dict.fromkeys((w, *aug_ws, *guidance_ws)):                 # the table's w first, each w once
+        lows[gw], seconds[gw] = _timed(base_at(gw), y, batch)
     rec["augmentation_sweep"] = {"samples": int(keep.numel()), "per_level": {}}
-    for level in cascade.AUG_SWEEP:
-        xs = torch.cat([cascade.super_resolve(sr, sr_diffusion, low[keep[i:i + batch]], level, num_steps, seed=seed + i)
-                        for i in range(0, keep.numel(), batch)])
-        rec["augmentation_sweep"]["per_level"][str(level)] = {
-            "frechet_distance": round(frechet_distance(real, xs, sharp), 3),
-            "frechet_distance_course_classifier": round(frechet_distance(real, xs), 3),
-            "class_agreement": round(class_agreement(xs, y[keep]), 4)}
-        say(f"augmentation {level}: {rec['augmentation_sweep']['per_level'][str(level)]}")
+    rec["augmentation_sweep_by_w"] = {}
+    for gw in dict.fromkeys((w, *aug_ws)):
+        per = {}
+        for level in cascade.AUG_SWEEP:
+            xs = torch.cat([cascade.super_resolve(sr, sr_diffusion, lows[gw][keep[i:i + batch]], level, num_steps,
+                                                  seed=seed + i) for i in range(0, keep.numel(), batch)])
+            per[str(level)] = fd_pair(xs, y[keep])
+            say(f"w = {gw}, augmentation {level}: {per[str(level)]}")
+        if gw == w:
+            rec["augmentation_sweep"]["per_level"] = per
+        else:
+            rec["augmentation_sweep_by_w"][str(gw)] = per
     if sweep_only:
         return rec
-    high, t_sr = _timed(sr_at(cascade.LESSON_AUG), y, batch)
-    score("cascade", high, t_base + t_sr, aug_level=cascade.LESSON_AUG)
+    t0 = time.perf_counter()
+    up = cascade.upsample(lows[w])
+    score("bicubic", up, seconds[w] + time.perf_counter() - t0)
+    high, t_sr = _timed(sr_at(lows[w], cascade.LESSON_AUG), y, batch)
+    score("cascade", high, seconds[w] + t_sr, aug_level=cascade.LESSON_AUG)
+
+    rec["guidance_sweep"] = {"samples": n, "aug_level": cascade.LESSON_AUG, "per_w": {}}
+    for gw in guidance_ws:
+        if gw == w:
+            row = {k: {f: rec["methods"][k][f] for f in ("frechet_distance", "frechet_distance_course_classifier",
+                                                           "class_agreement")} for k in ("bicubic", "cascade")}
+        else:
+            row = {"bicubic": fd_pair(cascade.upsample(lows[gw]), y),
+                   "cascade": fd_pair(_timed(sr_at(lows[gw], cascade.LESSON_AUG), y, batch)[0], y)}
+        row["cascade_below_bicubic"] = round(1 - row["cascade"]["frechet_distance"] / row["bicubic"]["frechet_distance"], 4)
+        rec["guidance_sweep"]["per_w"][str(gw)] = row
+        say(f"guidance w = {gw}: {row}")
 
     ae, ldm, ldm_diffusion, scale, _ = latent.load_latent()
 
@@ -207,14 +234,30 @@ def table_markdown(rec: dict | None = None) -> str:
         rows.append(f"| {m['description']} | {m['frechet_distance']:.2f} | "
                     f"{m.get('frechet_distance_course_classifier', float('nan')):.2f} | {100 * m['class_agreement']:.1f} % | "
                     f"{m['seconds_per_1000']:.0f} |")
-    sweep = rec.get("augmentation_sweep", {}).get("per_level", {})
-    if sweep:
-        rows += ["", "| augmentation level a | " + " | ".join(sweep) + " |",
-                 "|---|" + "---:|" * len(sweep),
-                 "| Fréchet distance, sharp classifier | " + " | ".join(f"{v['frechet_distance']:.2f}" for v in sweep.values())
-                 + " |",
-                 "| … course classifier | " + " | ".join(f"{v.get('frechet_distance_course_classifier', float('nan')):.2f}"
-                                                      for v in sweep.values()) + " |"]
+    sweeps = {rec.get("w", 2.0): rec.get("augmentation_sweep", {}).get("per_level", {}),
+              **{float(k): v for k, v in rec.get("augmentation_sweep_by_w", {}).items()}}
+    sweeps = {k: v for k, v in sweeps.items() if v}
+    if sweeps:
+        levels = list(next(iter(sweeps.values())))
+        rows += ["", "| augmentation level a | " + " | ".join(levels) + " |", "|---|" + "---:|" * len(levels)]
+        for gw, sweep in sweeps.items():
+            rows += [f"| w = {gw}: Fréchet distance, sharp classifier | "
+                     + " | ".join(f"{sweep[a]['frechet_distance']:.2f}" for a in levels) + " |",
+                     f"| w = {gw}: … course classifier | "
+                     + " | ".join(f"{sweep[a].get('frechet_distance_course_classifier', float('nan')):.2f}"
+                                  for a in levels) + " |"]
+    per_w = rec.get("guidance_sweep", {}).get("per_w", {})
+    if per_w:
+        rows += ["", "| guidance w of the base stage | " + " | ".join(per_w) + " |", "|---|" + "---:|" * len(per_w)]
+        for label, key, field in (("(a) bicubic: Fréchet distance, sharp classifier", "bicubic", "frechet_distance"),
+                                  ("(b) cascade: Fréchet distance, sharp classifier", "cascade", "frechet_distance"),
+                                  ("(a) bicubic: … course classifier", "bicubic", "frechet_distance_course_classifier"),
+                                  ("(b) cascade: … course classifier", "cascade", "frechet_distance_course_classifier")):
+            rows.append(f"| {label} | " + " | ".join(f"{r[key][field]:.2f}" for r in per_w.values()) + " |")
+        rows.append("| (b) below (a), sharp classifier | "
+                    + " | ".join(f"{100 * r['cascade_below_bicubic']:.1f} %" for r in per_w.values()) + " |")
+        rows.append("| (b) class agreement | "
+                    + " | ".join(f"{100 * r['cascade']['class_agreement']:.1f} %" for r in per_w.values()) + " |")
     return "\n".join(rows)
 
 

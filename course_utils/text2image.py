@@ -345,7 +345,8 @@ def _text16_setup(r: dict):
     diffusion = GaussianDiffusion(linear_betas(r["T"]))
     cfg = TrainConfig(steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_steps=r["warmup_steps"],
                       ema_decay=r["ema_decay"], ema_warmup=False, p_uncond=0.0, seed=r["seed"], device="auto",
-                      progress=False, log_every=50)   # constant decay: remove_ema_start's formula assumes it
+                      amp="off", progress=False, log_every=50)   # constant decay: remove_ema_start's formula
+                                                                  # assumes it; fp32, as text16 was made
     return clip, data, model, diffusion, cfg, make_text_loss(clip, r["p_uncond"], r["p_image"], r["seed"])
 
 

@@ -155,13 +155,44 @@ def test_ddp_two_cpu_processes(tmp_path):
 def test_bf16_autocast_path_runs_on_cpu():
     """The autocast branch (bf16 on CPU; the GPU uses the same code) trains and keeps fp32 weights."""
     from course_utils.train import resolve_amp_dtype
-    assert resolve_amp_dtype("auto", torch.device("cpu")) is None
     assert resolve_amp_dtype("fp16", torch.device("cpu")) == torch.float16
     data = _synthetic_data(128, 8, seed=0)
     cfg = TrainConfig(steps=4, batch_size=32, amp="bf16", device="cpu", progress=False, log_every=2)
     res = train(tiny_unet(), GaussianDiffusion(linear_betas(50)), data, cfg)
     assert len(res.losses) == 4 and all(l == l for l in res.losses)
     assert all(p.dtype == torch.float32 for p in res.ema_model.parameters())
+
+
+def test_auto_numerics_follow_the_cpu_flags(monkeypatch):
+    """amp='auto' on a CPU: bf16 autocast exactly where the CPU flags say bf16 is native, fp32 elsewhere and on
+    mps; explicit settings win; the notebooks' device line says the same in words."""
+    import course_utils.train as tr
+
+    cpu = torch.device("cpu")
+    for native, expected in ((False, None), (True, torch.bfloat16)):
+        monkeypatch.setattr(tr, "cpu_has_native_bf16", lambda native=native: native)
+        assert tr.resolve_amp_dtype("auto", cpu) is expected
+        assert tr.resolve_amp_dtype("off", cpu) is None
+        assert tr.resolve_amp_dtype("bf16", cpu) is torch.bfloat16
+        assert tr.resolve_amp_dtype("auto", torch.device("mps")) is None
+        line = tr.describe_numerics("cpu")
+        assert line == ("training under bf16 autocast (native on this CPU; weights and optimiser in fp32)" if native
+                        else "training in fp32 (this CPU has no native bf16)")
+        assert tr.describe_numerics("cpu", "off") == "training in fp32 (amp='off')"
+        assert tr.describe_numerics("cpu", "bf16").startswith("training under bf16 autocast (amp='bf16'")
+
+
+def test_the_shipped_recipes_train_in_fp32():
+    """Rebuilding a shipped checkpoint on a CPU with native bf16 must not switch its numerics: every recipe
+    pins amp='off' (the files were made in fp32)."""
+    import inspect
+
+    from course_utils import cascade, latent, text2image
+    from course_utils.pretrained import RECIPES
+
+    assert {name: r.train.amp for name, r in RECIPES.items()} == {name: "off" for name in RECIPES}
+    for fn in (cascade.build_sr32, latent.build_ldm32, text2image._text16_setup):
+        assert 'amp="off"' in inspect.getsource(fn)
 
 
 def test_custom_loss_fn_is_used_and_validated():
