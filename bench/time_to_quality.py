@@ -87,7 +87,8 @@ class _Clock:
 # the recipe contenders measured by `python -m bench`: one change each against ours (the recipe before this
 # benchmark: constant EMA decay), the references, then the two changes that paid, combined
 CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pred", "ours+lr4e-3+wu200",
-              "ours+cosine", "ours+T250", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred")
+              "ours+cosine", "ours+T250", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred",
+              "ours+ema-warmup+v-pred+compile")
 RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
 DIFFUSERS = ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16")   # the tutorial loop's contenders
 CHANGES = {                                 # a recipe contender's "+" tokens: what each one changes
@@ -240,6 +241,8 @@ def _carry_append(out: dict, old: dict) -> None:
     out["command"] = old["command"] + " && " + out["command"]
     out["machine"] = old["machine"]
     out["earlier_wall_time_s"] = old.get("wall_time_s", 0) + old.get("earlier_wall_time_s", 0)
+    if "note" in old:                             # a note written into the file is kept
+        out.setdefault("note", old["note"])
 
 
 def _fast_amp(device: torch.device, native_bf16: bool) -> str:

@@ -327,3 +327,16 @@ def test_scaling_runs_at_tiny_sizes(tmp_path):
     assert (g["submissions"], g["jobs"], g["scores_as_expected"]) == (2, 2, True)
     md = report.render({"scaling_cpu": res}, tmp_path / "B.md").read_text()
     assert "## Scaling: the trainer and the grading command" in md and "| 2 | 2 |" in md
+
+
+def test_an_appending_time_to_quality_run_keeps_the_files_record():
+    """--append chains the commands, keeps the first run's machine line and the file's note, adds up the time."""
+    from bench.time_to_quality import _carry_append
+
+    old = {"command": "first", "machine": {"date": "d1"}, "wall_time_s": 10.0, "earlier_wall_time_s": 5.0,
+           "note": "written by hand", "appended_runs": [{"command": "second", "machine": {"date": "d2"}}]}
+    out = {"command": "third", "machine": {"date": "d3"}}
+    _carry_append(out, old)
+    assert out["command"] == "first && third" and out["machine"] == {"date": "d1"}
+    assert out["earlier_wall_time_s"] == 15.0 and out["note"] == "written by hand"
+    assert [a["command"] for a in out["appended_runs"]] == ["second", "third"]
