@@ -15,6 +15,7 @@ Both expose ``step()`` (one optimiser step on the next batch) and ``eps_model`` 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import torch
@@ -29,11 +30,23 @@ __all__ = ["our_unet", "fashion_mnist_loader", "diffusers_unet", "DiffusersLoop"
 NULL_CLASS = 10
 
 
-def our_unet() -> UNet:
-    """The course's class-conditional U-Net the benchmarks train: the shipped ``cfg16`` recipe's model."""
+def our_unet(width: float = 1.0, **overrides) -> UNet:
+    """The course's class-conditional U-Net the benchmarks train: the shipped ``cfg16`` recipe's model.
+
+    ``width`` scales every level's channels (rounded to a multiple of the recipe's GroupNorm groups; the scaling
+    table's width column); ``overrides`` replace :class:`~course_utils.models.UNetConfig` fields (the
+    time-to-quality benchmark's placement contenders: ``channels=(16, 32, 64)``, ``attention=True``). No
+    arguments: the recipe itself.
+    """
     from course_utils.pretrained import RECIPES
 
-    return UNet(RECIPES["cfg16"].model)
+    cfg = RECIPES["cfg16"].model
+    if not width > 0:
+        raise ValueError(f"width must be a positive channel multiplier (1.0 is the cfg16 recipe); got {width!r}.")
+    if width != 1.0:
+        cfg = dataclasses.replace(cfg, channels=tuple(max(1, int(round(c * width / cfg.norm_groups))) * cfg.norm_groups
+                                                      for c in cfg.channels))
+    return UNet(dataclasses.replace(cfg, **overrides) if overrides else cfg)
 
 
 def fashion_mnist_loader(batch_size: int, image_size: int = 16, limit: int | None = None, seed: int = 0,

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import statistics
 import sys
@@ -31,11 +30,12 @@ import torch
 
 from course_utils.data import load_fashion_mnist
 from course_utils.diffusion import GaussianDiffusion
-from course_utils.models import UNet, count_parameters
+from course_utils.models import count_parameters
 from course_utils.schedules import linear_betas
 from course_utils.train import TrainConfig, train
 from course_utils.utils import get_device
 
+from . import baselines
 from .common import REPO, machine_info, markdown_table, write_result
 
 LESSON = "02_forward_diffusion"
@@ -44,18 +44,10 @@ GRID = ([{"batch": b} for b in (32, 64, 128, 256)] + [{"image_size": s} for s in
         + [{"width": w} for w in (1.5, 2.0)])
 
 
-def _model(width: float) -> UNet:
-    from course_utils.pretrained import RECIPES
-
-    cfg = RECIPES["cfg16"].model
-    channels = tuple(int(round(c * width / cfg.norm_groups)) * cfg.norm_groups for c in cfg.channels)
-    return UNet(dataclasses.replace(cfg, channels=channels))
-
-
 def trainer_row(point: dict, device: torch.device, amp: str, block: int, blocks: int, limit: int) -> dict:
     p = {**BASE, **point}
     data = load_fashion_mnist(train=True, image_size=p["image_size"], limit=limit)
-    model = _model(p["width"])
+    model = baselines.our_unet(p["width"])
     marks: dict[int, float] = {}
     cfg = TrainConfig(steps=block * (blocks + 1), batch_size=p["batch"], lr=2e-3, warmup_steps=100, seed=0,
                       device=str(device), amp=amp, log_every=block, progress=False)

@@ -22,8 +22,11 @@ Contenders: ``ours`` (course_utils.train with bf16 autocast where the CPU runs b
 **Recipe contenders**: ``ours`` or ``ours-fp32`` followed by ``+``-joined changes, each one idea
 (``ours+ema-warmup+min-snr`` combines two): ``ema-warmup`` (EMA decay min(0.995, (1 + n)/(10 + n))),
 ``min-snr`` (min-SNR-5 loss weighting, Hang et al. 2023), ``v-pred`` (the network predicts v, Salimans & Ho
-2022), ``cosine`` (the cosine schedule, Nichol & Dhariwal 2021), ``T250`` (250 timesteps, β range scaled by
-1000/T), ``lr4e-3`` (another peak learning rate), ``wu200`` (another warm-up), ``compile`` (torch.compile).
+2022), ``x0-pred`` (the network predicts x0, plain ‖x0 − x̂0‖²), ``cosine`` (the cosine schedule, Nichol &
+Dhariwal 2021), ``T250`` (250 timesteps, β range scaled by 1000/T), ``lr4e-3`` (another peak learning rate),
+``wu200`` (another warm-up), ``compile`` (torch.compile); and placement at about the same parameter count:
+``attn`` (self-attention at the 8 × 8 level, +3 % parameters), ``ch16-32-64`` (other channels per level: here
+three levels, 16 → 8 → 4 px, −3 % parameters).
 With ``--seeds 0,1,2`` every contender runs once per seed (seed of the training and of the judge's noise),
 round-robin, and the table gives the median and the range:
 
@@ -45,7 +48,7 @@ from course_utils.data import load_fashion_mnist
 from course_utils.diffusion import GaussianDiffusion
 from course_utils.grading import assess_class_agreement
 from course_utils.models import count_parameters
-from course_utils.objectives import EpsFromV, loss_min_snr, loss_v
+from course_utils.objectives import EpsFromV, EpsFromX0, loss_min_snr, loss_v, loss_x0
 from course_utils.schedules import cosine_betas, linear_betas
 from course_utils.train import TrainConfig, train
 from course_utils.utils import cpu_has_native_bf16, get_device
@@ -95,8 +98,10 @@ CHANGES = {                                 # a recipe contender's "+" tokens: w
     "ema-warmup": "EMA decay min(0.995, (1 + n)/(10 + n)) at update n",
     "min-snr": "min-SNR-5 loss weights (Hang et al. 2023)",
     "v-pred": "v-prediction (Salimans & Ho 2022)",
+    "x0-pred": "x0-prediction (plain x0 loss)",
     "cosine": "cosine schedule (Nichol & Dhariwal 2021)",
     "compile": "torch.compile",
+    "attn": "self-attention at the lowest level",
 }
 
 
@@ -106,15 +111,24 @@ def parse_recipe(name: str, fast_amp: str) -> dict:
     if head not in ("ours", "ours-fp32"):
         raise ValueError(f"a recipe contender starts with ours or ours-fp32; got {name!r}.")
     r = {"amp": "off" if head == "ours-fp32" else fast_amp, "loss": "eps", "schedule": "linear", "T": 1000,
-         "ema_warmup": False, "compile": False, **RECIPE, "changes": []}
+         "ema_warmup": False, "compile": False, "model": {}, **RECIPE, "changes": []}
     for tok in tokens:
-        if tok in ("min-snr", "v-pred") and r["loss"] != "eps":
-            raise ValueError(f"{name!r} names two objectives; min-snr (for an ε-model) and v-pred do not combine here.")
+        if tok in ("min-snr", "v-pred", "x0-pred") and r["loss"] != "eps":
+            raise ValueError(f"{name!r} names two objectives; min-snr (for an ε-model), v-pred and x0-pred do not "
+                             f"combine here.")
         if tok in CHANGES:
             r["changes"].append(CHANGES[tok])
             key = {"ema-warmup": ("ema_warmup", True), "min-snr": ("loss", "min-snr"), "v-pred": ("loss", "v"),
-                   "cosine": ("schedule", "cosine"), "compile": ("compile", True)}[tok]
-            r[key[0]] = key[1]
+                   "x0-pred": ("loss", "x0"),
+                   "cosine": ("schedule", "cosine"), "compile": ("compile", True),
+                   "attn": ("model", "attention")}[tok]
+            if key[0] == "model":
+                r["model"][key[1]] = True
+            else:
+                r[key[0]] = key[1]
+        elif m := re.fullmatch(r"ch(\d+(?:-\d+)+)", tok):
+            r["model"]["channels"] = tuple(int(c) for c in m.group(1).split("-"))
+            r["changes"].append(f"channels {r['model']['channels']}")
         elif m := re.fullmatch(r"T(\d+)", tok):
             r["T"] = int(m.group(1))
             r["changes"].append(f"T = {r['T']} (β range × 1000/T)")
@@ -125,7 +139,8 @@ def parse_recipe(name: str, fast_amp: str) -> dict:
             r["warmup_steps"] = int(m.group(1))
             r["changes"].append(f"{r['warmup_steps']} warm-up steps")
         else:
-            raise ValueError(f"unknown change {tok!r} in {name!r}; choose from {sorted(CHANGES)}, T<n>, lr<x>, wu<n>.")
+            raise ValueError(f"unknown change {tok!r} in {name!r}; choose from {sorted(CHANGES)}, T<n>, lr<x>, wu<n>, "
+                             f"ch<a>-<b>[-<c>…].")
     return r
 
 
@@ -141,10 +156,11 @@ def run_ours(name, data, diffusion, device, args, amp: str, seed: int | None = N
     r = recipe or parse_recipe("ours", amp)
     if recipe is not None:
         diffusion = recipe_diffusion(r).to(device)
-    loss_fn = {"eps": None, "min-snr": loss_min_snr, "v": loss_v}[r["loss"]]     # train's loss_fn signature
-    as_eps = (lambda m: EpsFromV(m, diffusion)) if r["loss"] == "v" else (lambda m: m)
+    loss_fn = {"eps": None, "min-snr": loss_min_snr, "v": loss_v, "x0": loss_x0}[r["loss"]]   # train's signature
+    wrap = {"v": EpsFromV, "x0": EpsFromX0}.get(r["loss"])
+    as_eps = (lambda m: wrap(m, diffusion)) if wrap else (lambda m: m)
     torch.manual_seed(seed)
-    model = baselines.our_unet()
+    model = baselines.our_unet(**r["model"])
     clock = _Clock(name, args.target, args.budget_min * 60,
                    lambda m: judge(as_eps(m), diffusion, args, seed))
     cfg = TrainConfig(steps=10 ** 6, batch_size=args.batch, lr=r["lr"], warmup_steps=r["warmup_steps"],

@@ -1,9 +1,9 @@
-"""Training objectives beside L_simple: min-SNR-γ loss weighting and v-prediction.
+"""Training objectives beside L_simple: min-SNR-γ loss weighting, v-prediction and x0-prediction.
 
-Both are drop-ins for :func:`course_utils.train.train`'s ``loss_fn`` (called ``loss_fn(model, diffusion, x0, y,
+All three are drop-ins for :func:`course_utils.train.train`'s ``loss_fn`` (called ``loss_fn(model, diffusion, x0, y,
 generator)``) and draw t ~ Uniform{0, …, T-1} (0-indexed) and ε ~ N(0, I) the way
 :meth:`GaussianDiffusion.loss_simple` does. The performance benchmark (``python -m bench.time_to_quality``)
-measures whether either reaches a quality sooner than L_simple; BENCHMARKS.md shows the figures.
+measures whether any of them reaches a quality sooner than L_simple; BENCHMARKS.md shows the figures.
 
 * **min-SNR-γ** (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy"): the
   denoising tasks at different t compete for the same weights; clamping each step's weight at the
@@ -15,6 +15,10 @@ measures whether either reaches a quality sooner than L_simple; BENCHMARKS.md sh
   x0 = √ᾱ_t x_t − √(1 − ᾱ_t) v_t, so :class:`EpsFromV` turns a v-network into the ε-model every sampler of the
   course takes. ‖v − v̂‖² = ‖ε − ε̂‖² / ᾱ_t = (1 + SNR_t) ‖x0 − x̂0‖²: the loss stays finite where ε-prediction's
   x0 error blows up (t → T − 1) and where x0-prediction's ε error does (t → 0).
+* **x0-prediction** (Ho et al. 2020 §3.2 name it as the alternative to ε; the unCLIP prior, Ramesh et al. 2022,
+  predicts x0): the network predicts x0 itself and the loss is ‖x0 − x̂0‖² = ‖ε − ε̂‖² / SNR_t, so the nearly
+  clean steps weigh little and the noisy steps, where x0 is hardest to guess, a lot. :class:`EpsFromX0` turns it
+  into an ε-model: ε = (x_t − √ᾱ_t x̂0) / √(1 − ᾱ_t).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from .likelihood import loss_vlb
 from .schedules import alpha_tables
 from .validation import check_float_tensor, is_number
 
-__all__ = ["min_snr_weights", "loss_min_snr", "v_target", "loss_v", "EpsFromV"]
+__all__ = ["min_snr_weights", "loss_min_snr", "v_target", "loss_v", "EpsFromV", "loss_x0", "EpsFromX0"]
 
 
 def _check_diffusion(diffusion) -> GaussianDiffusion:
@@ -114,3 +118,37 @@ class EpsFromV(nn.Module):
         t = self.diffusion._check_t(t, xt.shape[0]).to(xt.device)
         return (extract(self.diffusion.sqrt_alphas_cumprod, t, xt.shape).to(v) * v
                 + extract(self.diffusion.sqrt_one_minus_alphas_cumprod, t, xt.shape).to(v) * xt)
+
+
+def loss_x0(model: nn.Module, diffusion: GaussianDiffusion, x0: torch.Tensor, y=None,
+            generator: torch.Generator | None = None, *, t=None, noise=None) -> torch.Tensor:
+    """E‖x0 − x̂0_θ(x_t, t)‖², mean over batch and pixels: train an x0-network (sample through :class:`EpsFromX0`).
+
+    Args as :func:`loss_min_snr`; ``model`` returns x̂0 (B, C, H, W). The draws of t and ε are L_simple's.
+    """
+    diffusion = _check_diffusion(diffusion)
+    x0 = check_float_tensor(x0, "x0")
+    x0_pred, _, _ = diffusion._noise_prediction(model, x0, y, t, noise, generator)
+    return torch.nn.functional.mse_loss(x0_pred.float(), x0.float())
+
+
+class EpsFromX0(nn.Module):
+    """An x0-network seen as an ε-model: ε = (x_t − √ᾱ_t x̂0_θ(x_t, t)) / √(1 − ᾱ_t), for the course's samplers.
+
+    Keeps the wrapped network's ``null_class`` and ``config`` so guidance and checkpoints see a conditional model.
+    """
+
+    def __init__(self, x0_model: nn.Module, diffusion: GaussianDiffusion):
+        super().__init__()
+        self.x0_model = x0_model
+        self.diffusion = _check_diffusion(diffusion)
+        self.null_class = getattr(x0_model, "null_class", None)
+        if hasattr(x0_model, "config"):
+            self.config = x0_model.config
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
+        """xt: (B, C, H, W); t: (B,) int64 0-indexed; y: optional (B,) labels. Returns ε (B, C, H, W)."""
+        x0 = self.x0_model(xt, t) if y is None else self.x0_model(xt, t, y)
+        t = self.diffusion._check_t(t, xt.shape[0]).to(xt.device)
+        return ((xt - extract(self.diffusion.sqrt_alphas_cumprod, t, xt.shape).to(x0) * x0)
+                / extract(self.diffusion.sqrt_one_minus_alphas_cumprod, t, xt.shape).to(x0))

@@ -291,9 +291,20 @@ def test_recipe_contenders_parse_and_run_at_tiny_sizes(tmp_path):
     assert (r["amp"], r["ema_warmup"], r["loss"], r["T"], r["lr"], r["warmup_steps"]) == (
         "bf16", True, "min-snr", 250, 4e-3, 200)
     assert ttq.parse_recipe("ours-fp32+v-pred+cosine", "bf16")["amp"] == "off"
+    assert ttq.parse_recipe("ours+ema-warmup+x0-pred", "off")["loss"] == "x0"
+    # the placement contenders: the model's fields, at about the recipe's parameter count (what the doc promises)
+    from course_utils.models import count_parameters
+
+    base = count_parameters(baselines.our_unet())
+    for name, fields in (("ours+attn", {"attention": True}), ("ours+ch16-32-64", {"channels": (16, 32, 64)})):
+        r = ttq.parse_recipe(name, "off")
+        assert r["model"] == fields and r["loss"] == "eps" and len(r["changes"]) == 1
+        model = baselines.our_unet(**r["model"])
+        assert all(getattr(model.config, k) == v for k, v in fields.items())
+        assert abs(count_parameters(model) / base - 1) < 0.05
     d = ttq.recipe_diffusion(ttq.parse_recipe("ours+T250", "off"))
     assert d.num_timesteps == 250 and abs(float(d.betas[-1]) - 0.08) < 1e-6      # 0.02 · 1000/250
-    for bad in ("ours+nope", "theirs", "ours+T", "ours+v-pred+min-snr"):
+    for bad in ("ours+nope", "theirs", "ours+T", "ours+v-pred+min-snr", "ours+x0-pred+v-pred", "ours+ch32"):
         with pytest.raises(ValueError):
             ttq.parse_recipe(bad, "off")
     with pytest.raises(ValueError, match="unknown contender"):
@@ -340,3 +351,24 @@ def test_an_appending_time_to_quality_run_keeps_the_files_record():
     assert out["command"] == "first && third" and out["machine"] == {"date": "d1"}
     assert out["earlier_wall_time_s"] == 15.0 and out["note"] == "written by hand"
     assert [a["command"] for a in out["appended_runs"]] == ["second", "third"]
+
+
+def test_our_unet_width_scales_the_recipe_the_scaling_table_records():
+    """baselines.our_unet(width) is the scaling table's model: width 1 the cfg16 recipe; the recorded widths'
+    channels and parameter counts rebuild from it (bench/results/scaling_cpu.json); a bad width is refused."""
+    import json
+
+    from course_utils.models import count_parameters
+    from course_utils.pretrained import RECIPES
+
+    assert baselines.our_unet().config == RECIPES["cfg16"].model
+    rows = json.loads((common.REPO / "bench" / "results" / "scaling_cpu.json").read_text())["trainer"]
+    for width in sorted({r["width"] for r in rows}):
+        row = next(r for r in rows if r["width"] == width)
+        model = baselines.our_unet(width)
+        assert list(model.config.channels) == row["channels"] and count_parameters(model) == row["params"]
+    groups = RECIPES["cfg16"].model.norm_groups
+    assert all(c % groups == 0 for c in baselines.our_unet(1.3).config.channels)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="width"):
+            baselines.our_unet(bad)
