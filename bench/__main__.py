@@ -292,7 +292,8 @@ def _section_sharper() -> list[str]:
             f"shipped classifier's feature space, its class agreement, and sampling seconds per 1,000 images. Then the "
             f"noise-conditioning augmentation sweep: the same base samples super-resolved at each level "
             f"({r.get('augmentation_sweep', {}).get('samples')} per level), at w = {r.get('w')} and at "
-            f"w = {', '.join(r.get('augmentation_sweep_by_w', {})) or '–'}; then the guidance sweep: (a) and (b) at each "
+            f"w = {', '.join(r.get('augmentation_sweep_by_w', {})) or '–'} (each row's lowest distance in bold); then the "
+            f"guidance sweep: (a) and (b) at each "
             f"guidance weight of the base stage, the same {r.get('guidance_sweep', {}).get('samples')} labels and seeds "
             f"(the w = {r.get('w')} column is the first table's). Training seconds of the shipped models, as "
             f"their records state: {r.get('training_seconds')}.", ""] + \

@@ -10,9 +10,10 @@ each double or quadruple the resolution *conditioned on the previous stage's ima
   ``z_a = √(1 − a²)·z + a·ε``, i.e. q(x_t | x_0) at ᾱ = 1 − a²) and the model is told ``a``. In training
   ``a`` is drawn at random; at sampling one fixed ``a`` is chosen. It teaches the super-resolution model not
   to trust the last pixel of its condition, because the base model's samples are not real images (Ho et al.
-  2021, §3.2, found the best level on generated conditions is not zero; for the shipped, briefly trained
-  ``sr32`` the clean condition measures best: at w = 2 the levels tie within about 0.1 of Fréchet distance,
-  0 a hair ahead, and at w = 1 the distance grows steadily with a, see ``course_utils/assets/sharper32.json``).
+  2021, §3.2, found the best level on generated conditions is not zero). For the shipped ``sr32`` the best
+  level depends on how far the base samples are from real ones, which the base stage's guidance w sets
+  (``course_utils/assets/sharper32.json``): at w = 1 the distance grows with a, at w = 2 the levels tie within
+  about 0.1 (0 a hair ahead), at w = 3 and 5 the largest level swept, 0.5, is best.
 * :class:`SRUNet` — the course U-Net taking ``cat([x_t, z_a])`` (2 channels) and adding an embedding of
   ``a`` to the time embedding. The shipped ``sr32`` denoises the **residual** ``(x − upsample(low)) / s`` rather
   than the image (Li et al. 2022, SRDiff; ``SRUNetConfig.residual_scale`` = s, the residual's standard deviation):
@@ -48,7 +49,7 @@ __all__ = ["upsample", "augment_condition", "SRUNetConfig", "SRUNet", "Condition
 SR32 = "sr32"
 LOW, HIGH = 16, 32          # the base model's and the super-resolution model's image sizes
 LESSON_W = 2.0              # guidance weight of the base stage (lesson 06's choice)
-LESSON_AUG = 0.0            # the augmentation level lesson 09 samples with: the best of the measured sweeps (sharper32.json)
+LESSON_AUG = 0.0            # the level lesson 09 samples with: the best at its w = 2, by a hair (sharper32.json)
 AUG_SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)   # the levels the lesson's sweep measures
 
 

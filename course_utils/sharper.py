@@ -52,8 +52,8 @@ RECORD_NOTE = ("sr32 is the residual model (Li et al. 2022: it denoises (x − u
                "steps, the cascade's compute at the time; with 3,500 super-resolution steps a matched cfg32 would "
                "need about 1,475 steps ((1200 × 0.25 + 3500 × 0.53) / 1.46, per-step seconds on the AMD EPYC VM), "
                "so (d) had about 64 % of the cascade's training compute")
-GUIDANCE_SWEEP = (1.0, 1.5, 2.0, 3.0)     # the guidance weights of (a) and (b) the sweep measures
-AUG_SWEEP_WS = (1.0, 2.0)                 # the guidance weights the augmentation sweep runs at
+GUIDANCE_SWEEP = (1.0, 1.5, 2.0, 3.0, 5.0)  # the guidance weights of (a) and (b) the sweep measures
+AUG_SWEEP_WS = (1.0, 2.0, 3.0, 5.0)       # the guidance weights the augmentation sweep runs at
 METHODS = {
     "bicubic": "(a) cfg16 16 px samples, bicubic ×2",
     "cascade": "(b) cascade: cfg16 → sr32",
@@ -236,13 +236,15 @@ def table_markdown(rec: dict | None = None) -> str:
                     f"{m['seconds_per_1000']:.0f} |")
     sweeps = {rec.get("w", 2.0): rec.get("augmentation_sweep", {}).get("per_level", {}),
               **{float(k): v for k, v in rec.get("augmentation_sweep_by_w", {}).items()}}
-    sweeps = {k: v for k, v in sweeps.items() if v}
+    sweeps = {k: sweeps[k] for k in sorted(sweeps) if sweeps[k]}       # by w; the lowest distance of a row in bold
     if sweeps:
         levels = list(next(iter(sweeps.values())))
         rows += ["", "| augmentation level a | " + " | ".join(levels) + " |", "|---|" + "---:|" * len(levels)]
         for gw, sweep in sweeps.items():
+            best = min(levels, key=lambda a: sweep[a]["frechet_distance"])
             rows += [f"| w = {gw}: Fréchet distance, sharp classifier | "
-                     + " | ".join(f"{sweep[a]['frechet_distance']:.2f}" for a in levels) + " |",
+                     + " | ".join(f"**{sweep[a]['frechet_distance']:.2f}**" if a == best else
+                                  f"{sweep[a]['frechet_distance']:.2f}" for a in levels) + " |",
                      f"| w = {gw}: … course classifier | "
                      + " | ".join(f"{sweep[a].get('frechet_distance_course_classifier', float('nan')):.2f}"
                                   for a in levels) + " |"]

@@ -27,9 +27,14 @@ def test_table_shows_the_sweeps_at_every_guidance_weight():
            "cascade": {"frechet_distance": 3.0, "frechet_distance_course_classifier": 3.25, "class_agreement": 0.944},
            "cascade_below_bicubic": 0.25}
     rec["guidance_sweep"] = {"samples": 1000, "per_w": {"1.0": row, "3.0": row}}
+    rec["augmentation_sweep_by_w"]["5.0"] = {str(a): {"frechet_distance": 7.0 - a} for a in cascade.AUG_SWEEP}
     lines = sharper.table_markdown(rec).splitlines()
-    assert "| w = 2.0: Fréchet distance, sharp classifier | 5.00 | 5.05 | 5.10 | 5.20 | 5.30 | 5.50 |" in lines
-    assert "| w = 1.0: Fréchet distance, sharp classifier | 3.00 | 3.05 | 3.10 | 3.20 | 3.30 | 3.50 |" in lines
+    sweep_rows = [line for line in lines if line.startswith("| w = ") and "sharp classifier" in line]
+    assert sweep_rows == [   # ordered by w, each row's lowest distance in bold
+        "| w = 1.0: Fréchet distance, sharp classifier | **3.00** | 3.05 | 3.10 | 3.20 | 3.30 | 3.50 |",
+        "| w = 2.0: Fréchet distance, sharp classifier | **5.00** | 5.05 | 5.10 | 5.20 | 5.30 | 5.50 |",
+        "| w = 5.0: Fréchet distance, sharp classifier | 7.00 | 6.95 | 6.90 | 6.80 | 6.70 | **6.50** |"]
+    assert "| w = 5.0: … course classifier | nan | nan | nan | nan | nan | nan |" in lines
     assert "| guidance w of the base stage | 1.0 | 3.0 |" in lines
     assert "| (b) below (a), sharp classifier | 25.0 % | 25.0 % |" in lines
     assert "| (b) class agreement | 94.4 % | 94.4 % |" in lines
@@ -73,6 +78,14 @@ def test_shipped_record_reaches_the_lessons_goals():
     # the augmentation sweep at w = 1: the clean condition best there too (the lesson: "a slope the wrong way")
     by_w = {float(a): v["frechet_distance"] for a, v in rec["augmentation_sweep_by_w"]["1.0"].items()}
     assert min(by_w, key=by_w.get) == cascade.LESSON_AUG and by_w[0.5] > by_w[0.0] + 0.2
+    # ... and with strong guidance the paper's finding (the goal): a best level that is not zero, at
+    # w = 3 and, clearly, at w = 5 (the lesson: "the slope turns over")
+    assert [float(w) for w in rec["augmentation_sweep_by_w"]] == [w for w in sharper.AUG_SWEEP_WS if w != rec["w"]]
+    for gw, margin in (("3.0", 0.1), ("5.0", 0.3)):
+        by_w = {float(a): v["frechet_distance"] for a, v in rec["augmentation_sweep_by_w"][gw].items()}
+        assert set(by_w) == set(cascade.AUG_SWEEP)
+        best = min(by_w, key=by_w.get)
+        assert best > 0 and by_w[best] < by_w[0.0] - margin
     # the guidance sweep: every w, its w = 2 column the table's, the lead recomputable from the two distances and
     # shrinking as w grows; at w = 1 the goal (≥ 25 % below bicubic) at ≥ 90 % class agreement
     per_w = rec["guidance_sweep"]["per_w"]
