@@ -88,10 +88,11 @@ class _Clock:
 
 
 # the recipe contenders measured by `python -m bench`: one change each against ours (the recipe before this
-# benchmark: constant EMA decay), the references, then the two changes that paid, combined
+# benchmark: constant EMA decay), the references, then the changes that paid, combined
 CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pred", "ours+lr4e-3+wu200",
               "ours+cosine", "ours+T250", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred",
-              "ours+ema-warmup+v-pred+compile")
+              "ours+ema-warmup+v-pred+compile", "ours+x0-pred", "ours+attn", "ours+ch16-32-64",
+              "ours+ema-warmup+v-pred+ch16-32-64")
 RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
 DIFFUSERS = ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16")   # the tutorial loop's contenders
 CHANGES = {                                 # a recipe contender's "+" tokens: what each one changes
