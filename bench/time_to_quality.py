@@ -95,14 +95,14 @@ CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pr
               "ours+ema-warmup+v-pred+ch16-32-64")
 RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
 DIFFUSERS = ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16")   # the tutorial loop's contenders
-CHANGES = {                                 # a recipe contender's "+" tokens: what each one changes
-    "ema-warmup": "EMA decay min(0.995, (1 + n)/(10 + n)) at update n",
-    "min-snr": "min-SNR-5 loss weights (Hang et al. 2023)",
-    "v-pred": "v-prediction (Salimans & Ho 2022)",
-    "x0-pred": "x0-prediction (plain x0 loss)",
-    "cosine": "cosine schedule (Nichol & Dhariwal 2021)",
-    "compile": "torch.compile",
-    "attn": "self-attention at the lowest level",
+CHANGES = {         # a recipe contender's "+" tokens: what each one changes, and its setting (key of the run, value)
+    "ema-warmup": ("EMA decay min(0.995, (1 + n)/(10 + n)) at update n", "ema_warmup", True),
+    "min-snr": ("min-SNR-5 loss weights (Hang et al. 2023)", "loss", "min-snr"),
+    "v-pred": ("v-prediction (Salimans & Ho 2022)", "loss", "v"),
+    "x0-pred": ("x0-prediction (plain x0 loss)", "loss", "x0"),
+    "cosine": ("cosine schedule (Nichol & Dhariwal 2021)", "schedule", "cosine"),
+    "compile": ("torch.compile", "compile", True),
+    "attn": ("self-attention at the lowest level", "model", {"attention": True}),
 }
 
 
@@ -114,19 +114,16 @@ def parse_recipe(name: str, fast_amp: str) -> dict:
     r = {"amp": "off" if head == "ours-fp32" else fast_amp, "loss": "eps", "schedule": "linear", "T": 1000,
          "ema_warmup": False, "compile": False, "model": {}, **RECIPE, "changes": []}
     for tok in tokens:
-        if tok in ("min-snr", "v-pred", "x0-pred") and r["loss"] != "eps":
-            raise ValueError(f"{name!r} names two objectives; min-snr (for an ε-model), v-pred and x0-pred do not "
-                             f"combine here.")
         if tok in CHANGES:
-            r["changes"].append(CHANGES[tok])
-            key = {"ema-warmup": ("ema_warmup", True), "min-snr": ("loss", "min-snr"), "v-pred": ("loss", "v"),
-                   "x0-pred": ("loss", "x0"),
-                   "cosine": ("schedule", "cosine"), "compile": ("compile", True),
-                   "attn": ("model", "attention")}[tok]
-            if key[0] == "model":
-                r["model"][key[1]] = True
+            what, key, value = CHANGES[tok]
+            if key == "loss" and r["loss"] != "eps":
+                raise ValueError(f"{name!r} names two objectives; min-snr (for an ε-model), v-pred and x0-pred do "
+                                 f"not combine here.")
+            r["changes"].append(what)
+            if key == "model":
+                r["model"].update(value)
             else:
-                r[key[0]] = key[1]
+                r[key] = value
         elif m := re.fullmatch(r"ch(\d+(?:-\d+)+)", tok):
             r["model"]["channels"] = tuple(int(c) for c in m.group(1).split("-"))
             r["changes"].append(f"channels {r['model']['channels']}")

@@ -98,23 +98,39 @@ def loss_v(model: nn.Module, diffusion: GaussianDiffusion, x0: torch.Tensor, y=N
     return torch.nn.functional.mse_loss(v_pred.float(), v_target(diffusion, x0.float(), noise.float(), t))
 
 
-class EpsFromV(nn.Module):
-    """A v-network seen as an ε-model: ε = √ᾱ_t v_θ(x_t, t) + √(1 − ᾱ_t) x_t, for the course's samplers.
+class _EpsView(nn.Module):
+    """A network that predicts another target, seen as the ε-model every sampler of the course takes.
 
-    Keeps the wrapped network's ``null_class`` and ``config`` so guidance and checkpoints see a conditional model.
+    Keeps the wrapped network (as the attribute ``_net_name``, so a subclass's state-dict keys stay its own) and
+    its ``null_class`` and ``config``, so guidance and checkpoints see a conditional model. A subclass says how
+    its target turns into ε in :meth:`_to_eps`.
     """
 
-    def __init__(self, v_model: nn.Module, diffusion: GaussianDiffusion):
+    _net_name = "net"
+
+    def __init__(self, net: nn.Module, diffusion: GaussianDiffusion):
         super().__init__()
-        self.v_model = v_model
+        setattr(self, self._net_name, net)
         self.diffusion = _check_diffusion(diffusion)
-        self.null_class = getattr(v_model, "null_class", None)
-        if hasattr(v_model, "config"):
-            self.config = v_model.config
+        self.null_class = getattr(net, "null_class", None)
+        if hasattr(net, "config"):
+            self.config = net.config
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
         """xt: (B, C, H, W); t: (B,) int64 0-indexed; y: optional (B,) labels. Returns ε (B, C, H, W)."""
-        v = self.v_model(xt, t) if y is None else self.v_model(xt, t, y)
+        net = getattr(self, self._net_name)
+        return self._to_eps(xt, t, net(xt, t) if y is None else net(xt, t, y))
+
+    def _to_eps(self, xt: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class EpsFromV(_EpsView):
+    """A v-network seen as an ε-model: ε = √ᾱ_t v_θ(x_t, t) + √(1 − ᾱ_t) x_t, for the course's samplers."""
+
+    _net_name = "v_model"
+
+    def _to_eps(self, xt, t, v):
         t = self.diffusion._check_t(t, xt.shape[0]).to(xt.device)
         return (extract(self.diffusion.sqrt_alphas_cumprod, t, xt.shape).to(v) * v
                 + extract(self.diffusion.sqrt_one_minus_alphas_cumprod, t, xt.shape).to(v) * xt)
@@ -132,23 +148,11 @@ def loss_x0(model: nn.Module, diffusion: GaussianDiffusion, x0: torch.Tensor, y=
     return torch.nn.functional.mse_loss(x0_pred.float(), x0.float())
 
 
-class EpsFromX0(nn.Module):
-    """An x0-network seen as an ε-model: ε = (x_t − √ᾱ_t x̂0_θ(x_t, t)) / √(1 − ᾱ_t), for the course's samplers.
+class EpsFromX0(_EpsView):
+    """An x0-network seen as an ε-model: ε = (x_t − √ᾱ_t x̂0_θ(x_t, t)) / √(1 − ᾱ_t)
+    (:meth:`GaussianDiffusion.predict_eps_from_x0`), for the course's samplers."""
 
-    Keeps the wrapped network's ``null_class`` and ``config`` so guidance and checkpoints see a conditional model.
-    """
+    _net_name = "x0_model"
 
-    def __init__(self, x0_model: nn.Module, diffusion: GaussianDiffusion):
-        super().__init__()
-        self.x0_model = x0_model
-        self.diffusion = _check_diffusion(diffusion)
-        self.null_class = getattr(x0_model, "null_class", None)
-        if hasattr(x0_model, "config"):
-            self.config = x0_model.config
-
-    def forward(self, xt: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
-        """xt: (B, C, H, W); t: (B,) int64 0-indexed; y: optional (B,) labels. Returns ε (B, C, H, W)."""
-        x0 = self.x0_model(xt, t) if y is None else self.x0_model(xt, t, y)
-        t = self.diffusion._check_t(t, xt.shape[0]).to(xt.device)
-        return ((xt - extract(self.diffusion.sqrt_alphas_cumprod, t, xt.shape).to(x0) * x0)
-                / extract(self.diffusion.sqrt_one_minus_alphas_cumprod, t, xt.shape).to(x0))
+    def _to_eps(self, xt, t, x0):
+        return self.diffusion.predict_eps_from_x0(xt, t, x0)

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["METHODS", "GUIDANCE_SWEEP", "AUG_SWEEP_WS", "RECORD", "EVALUATE_COMMAND", "SHARP_CLASSIFIER", "TRAIN_SHARP_COMMAND", "load_sharp_classifier", "evaluate", "load_record", "table_markdown", "main"]
+__all__ = ["METHODS", "GUIDANCE_SWEEP", "AUG_SWEEP_WS", "RECORD", "EVALUATE_COMMAND", "SHARP_CLASSIFIER", "TRAIN_SHARP_COMMAND", "load_sharp_classifier", "evaluate", "load_record",
+           "augmentation_sweeps", "table_markdown", "main"]
 
 RECORD = Path(__file__).resolve().parent / "assets" / "sharper32.json"
 SHARP_CLASSIFIER = Path(__file__).resolve().parent / "assets" / "fashion_classifier_sharp.pt"
@@ -225,6 +226,15 @@ def load_record(path: str | os.PathLike | None = None) -> dict:
     return json.loads(p.read_text())
 
 
+def augmentation_sweeps(rec: dict | None = None) -> dict[float, dict]:
+    """The record's augmentation sweeps by guidance weight, w ascending: ``{w: {"a": {"frechet_distance": …}}}``
+    (the table's w, ``augmentation_sweep``, beside the others, ``augmentation_sweep_by_w``)."""
+    rec = load_record() if rec is None else rec
+    sweeps = {float(rec.get("w", 2.0)): rec.get("augmentation_sweep", {}).get("per_level", {}),
+              **{float(k): v for k, v in rec.get("augmentation_sweep_by_w", {}).items()}}
+    return {k: sweeps[k] for k in sorted(sweeps) if sweeps[k]}
+
+
 def table_markdown(rec: dict | None = None) -> str:
     """The comparison as a Markdown table (BENCHMARKS.md and lesson 09 show it)."""
     rec = load_record() if rec is None else rec
@@ -234,9 +244,7 @@ def table_markdown(rec: dict | None = None) -> str:
         rows.append(f"| {m['description']} | {m['frechet_distance']:.2f} | "
                     f"{m.get('frechet_distance_course_classifier', float('nan')):.2f} | {100 * m['class_agreement']:.1f} % | "
                     f"{m['seconds_per_1000']:.0f} |")
-    sweeps = {rec.get("w", 2.0): rec.get("augmentation_sweep", {}).get("per_level", {}),
-              **{float(k): v for k, v in rec.get("augmentation_sweep_by_w", {}).items()}}
-    sweeps = {k: sweeps[k] for k in sorted(sweeps) if sweeps[k]}       # by w; the lowest distance of a row in bold
+    sweeps = augmentation_sweeps(rec)                                   # the lowest distance of a row in bold
     if sweeps:
         levels = list(next(iter(sweeps.values())))
         rows += ["", "| augmentation level a | " + " | ".join(levels) + " |", "|---|" + "---:|" * len(levels)]
