@@ -38,6 +38,7 @@ BENCHES = {
     "sampling_ratio": (sampling_ratio.main, ["--device", "{device}"], ["--images", "4", "--rounds", "1", "--steps", "2"]),
     "course_runtime": (course_runtime.main, [], ["--lessons", "02_forward_diffusion", "--no-grading"]),
     "scaling": (scaling.main, ["--device", "{device}"], ["--quick", "--submissions", "2", "--jobs", "2"]),
+    "scaling_quality": (scaling.main, ["--device", "{device}", "--part", "quality", "--seeds", "0,1"], ["--quick"]),
     "loss_weighting": (loss_weighting.main, ["--device", "{device}", "--amp", "bf16"],
                        ["--steps", "4", "--limit", "1024", "--samples", "8", "--sample-steps", "5", "--real", "64",
                         "--bpd-images", "4", "--bpd-terms", "3"]),
@@ -207,8 +208,20 @@ def _section_scaling(results: dict) -> list[str]:
         out += [f"Trainer: `course_utils.train` (EMA, clipping and schedule included), autocast {r['amp']}, one "
                 f"factor grown at a time from the base point (the shipped `cfg16` model, {b['image_size']} px, batch "
                 f"{b['batch']}); {r['blocks']} timed blocks of {r['block']} steps after one warm-up block, images/s "
-                "median and range over the blocks. Seconds to quality at the other sizes and widths are not "
-                "measured (the time-to-quality judge is the 16 px classifier).", "", trainer, ""]
+                "median and range over the blocks.", "", trainer, ""]
+    q = results.get("scaling_quality_cpu")
+    if q is None:
+        out += ["Seconds to quality as the image size and the width grow: not measured yet, run "
+                "`python -m bench --only scaling_quality`.", ""]
+    else:
+        j, seeds = q["judge"], sorted({run["seed"] for row in q["quality"] for run in row["runs"]})
+        out += [f"Seconds to quality: training time (evaluations excluded) until class agreement ≥ {q['target']:.0%}, "
+                f"judged as in the time-to-quality sections ({j['per_class']} guided DDIM-{j['ddim_steps']} samples "
+                f"per class, w = {j['w']}, every {j['eval_every_steps']} steps; the shipped classifier resizes every "
+                f"sample to 28 px, so one judge serves every size), recipe `{q['recipe']}` (the best on the "
+                f"two-level U-Net the widths scale), autocast {q['amp']}, batch {q['base']['batch']}, seeds "
+                f"{', '.join(map(str, seeds))}, at most {q['budget_min']:g} min per run.", "", _machine_line(q), "",
+                scaling.quality_table(q), ""]
     if r["grading"]:
         out += ["Grading: `course_utils.autograde.grade_lesson` on N simulated hand-ins of lesson 02 (half the "
                 "solution, half the untouched student notebook), one bubblewrap sandbox per submission, `jobs` "

@@ -24,7 +24,9 @@ Contenders: ``ours`` (course_utils.train with bf16 autocast where the CPU runs b
 ``min-snr`` (min-SNR-5 loss weighting, Hang et al. 2023), ``v-pred`` (the network predicts v, Salimans & Ho
 2022), ``x0-pred`` (the network predicts x0, plain ‖x0 − x̂0‖²), ``cosine`` (the cosine schedule, Nichol &
 Dhariwal 2021), ``T250`` (250 timesteps, β range scaled by 1000/T), ``lr4e-3`` (another peak learning rate),
-``wu200`` (another warm-up), ``compile`` (torch.compile); and placement at about the same parameter count:
+``wu200`` (another warm-up), ``compile`` (torch.compile), ``loader`` (the batches drawn through a torch
+DataLoader from host memory, as the tutorial does, instead of gathered from the training set held on the device:
+what resident data buys); and placement at about the same parameter count:
 ``attn`` (self-attention at the 8 × 8 level, +3 % parameters), ``ch16-32-64`` (other channels per level: here
 three levels, 16 → 8 → 4 px, −3 % parameters).
 With ``--seeds 0,1,2`` every contender runs once per seed (seed of the training and of the judge's noise),
@@ -50,21 +52,23 @@ from course_utils.grading import assess_class_agreement
 from course_utils.models import count_parameters
 from course_utils.objectives import EpsFromV, EpsFromX0, loss_min_snr, loss_v, loss_x0
 from course_utils.schedules import cosine_betas, linear_betas
-from course_utils.train import TrainConfig, train
+from course_utils.train import TrainConfig, resolve_amp_dtype, train
 from course_utils.utils import cpu_has_native_bf16, get_device
 
 from . import baselines
 from .common import machine_info, markdown_table, write_result
 
 IMAGE_SIZE = 16
+AMP_NAMES = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}   # a record's "amp": what ran
 
 
-def judge(eps_model, diffusion, args, seed: int | None = None) -> float:
+def judge(eps_model, diffusion, args, seed: int | None = None, image_size: int = IMAGE_SIZE) -> float:
     """Class agreement of ``args.per_class`` guided DDIM samples per class from a fixed seed (the course's
-    assessment helper; ``diffusion`` clips x̂0)."""
+    assessment helper; ``diffusion`` clips x̂0). The shipped classifier resizes every sample to 28 px, so it judges
+    any ``image_size`` (bench.scaling trains at 28 and 32 px)."""
     seed = args.seed if seed is None else seed
     return assess_class_agreement(eps_model, diffusion, per_class=args.per_class, w=args.w, seed=seed,
-                                  num_steps=args.ddim_steps, image_size=IMAGE_SIZE).agreement
+                                  num_steps=args.ddim_steps, image_size=image_size).agreement
 
 
 class _Clock:
@@ -92,7 +96,7 @@ class _Clock:
 CONTENDERS = ("ours", "ours-fp32", "ours+ema-warmup", "ours+min-snr", "ours+v-pred", "ours+lr4e-3+wu200",
               "ours+cosine", "ours+T250", "diffusers-ourlr", "diffusers-ourlr-bf16", "ours+ema-warmup+v-pred",
               "ours+ema-warmup+v-pred+compile", "ours+x0-pred", "ours+attn", "ours+ch16-32-64",
-              "ours+ema-warmup+v-pred+ch16-32-64")
+              "ours+ema-warmup+v-pred+ch16-32-64", "ours+loader")
 RECIPE = {"lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.995}      # ours, and diffusers-ourlr's lr and warm-up
 DIFFUSERS = ("diffusers", "diffusers-ourlr", "diffusers-ourlr-bf16")   # the tutorial loop's contenders
 CHANGES = {         # a recipe contender's "+" tokens: what each one changes, and its setting (key of the run, value)
@@ -103,6 +107,7 @@ CHANGES = {         # a recipe contender's "+" tokens: what each one changes, an
     "cosine": ("cosine schedule (Nichol & Dhariwal 2021)", "schedule", "cosine"),
     "compile": ("torch.compile", "compile", True),
     "attn": ("self-attention at the lowest level", "model", {"attention": True}),
+    "loader": ("batches through a DataLoader from host memory (not resident on the device)", "resident_data", False),
 }
 
 
@@ -112,7 +117,7 @@ def parse_recipe(name: str, fast_amp: str) -> dict:
     if head not in ("ours", "ours-fp32"):
         raise ValueError(f"a recipe contender starts with ours or ours-fp32; got {name!r}.")
     r = {"amp": "off" if head == "ours-fp32" else fast_amp, "loss": "eps", "schedule": "linear", "T": 1000,
-         "ema_warmup": False, "compile": False, "model": {}, **RECIPE, "changes": []}
+         "ema_warmup": False, "compile": False, "resident_data": True, "model": {}, **RECIPE, "changes": []}
     for tok in tokens:
         if tok in CHANGES:
             what, key, value = CHANGES[tok]
@@ -159,16 +164,19 @@ def run_ours(name, data, diffusion, device, args, amp: str, seed: int | None = N
     as_eps = (lambda m: wrap(m, diffusion)) if wrap else (lambda m: m)
     torch.manual_seed(seed)
     model = baselines.our_unet(**r["model"])
+    size = data.images.shape[-1]                                  # judged at the size it trains on
     clock = _Clock(name, args.target, args.budget_min * 60,
-                   lambda m: judge(as_eps(m), diffusion, args, seed))
+                   lambda m: judge(as_eps(m), diffusion, args, seed, size))
     cfg = TrainConfig(steps=10 ** 6, batch_size=args.batch, lr=r["lr"], warmup_steps=r["warmup_steps"],
                       ema_decay=r["ema_decay"], ema_warmup=r["ema_warmup"], compile=r["compile"],
+                      resident_data=r["resident_data"],
                       seed=seed, device=str(device), amp=r["amp"], log_every=args.eval_every, progress=False)
 
     def callback(state):
         return clock.check(state.step, state.elapsed - clock.eval_s, state.ema_model)
     result = train(model, diffusion, data, cfg, callbacks=[callback], loss_fn=loss_fn)
-    out = {"name": name, "params": count_parameters(model), "amp": r["amp"], "ema_decay": cfg.ema_decay,
+    out = {"name": name, "params": count_parameters(model), "amp": AMP_NAMES[resolve_amp_dtype(r["amp"], device)],
+           "ema_decay": cfg.ema_decay,
            "lr": cfg.lr, "judged": f"EMA weights (decay {cfg.ema_decay})", "curve": clock.curve,
            "reached": clock.reached, "steps_run": len(result.losses),
            "train_s": round(result.wall_time - clock.eval_s, 1)}
@@ -197,7 +205,7 @@ def run_diffusers(name, diffusion, device, args, lr: float = 1e-4, warmup_steps:
         step += args.eval_every
         if clock.check(step, train_s, loop.eps_model):
             break
-    amp_name = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "off"}[loop.autocast_dtype]
+    amp_name = AMP_NAMES[loop.autocast_dtype]
     return {"name": name, "params": n, "widths": list(widths), "amp": amp_name, "seed": seed,
             "lr": lr, "warmup_steps": warmup_steps, "judged": "raw weights (the tutorial keeps no EMA)",
             "curve": clock.curve,
@@ -211,7 +219,7 @@ def run(args) -> dict:
     data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=args.limit)
     diffusion = GaussianDiffusion(linear_betas(1000), clip_x0=True).to(device)   # samplers clip x̂0
     native = cpu_has_native_bf16()
-    fast_amp = _fast_amp(device, native)
+    fast_amp = "auto"                     # the trainer's default numerics (course_utils.train.resolve_amp_dtype)
     out = {"benchmark": "time_to_quality", "machine": machine_info(device),
            "command": "python -m bench.time_to_quality " + " ".join(args.argv), "target": args.target,
            "judge": {"per_class": args.per_class, "w": args.w, "ddim_steps": args.ddim_steps, "eta": 0.0,
@@ -259,11 +267,6 @@ def _carry_append(out: dict, old: dict) -> None:
         out.setdefault("note", old["note"])
 
 
-def _fast_amp(device: torch.device, native_bf16: bool) -> str:
-    """The numerics of ``ours``: autocast on a GPU, bf16 on a CPU that runs it natively, else fp32."""
-    return "auto" if device.type == "cuda" else ("bf16" if native_bf16 else "off")
-
-
 def _check_contender(name: str, fast_amp: str) -> None:
     """Refuse an unknown contender before any training."""
     if name.startswith("ours"):
@@ -290,10 +293,10 @@ def run_seeded(args) -> dict:
         torch.set_num_threads(args.threads)
     data = load_fashion_mnist(train=True, image_size=IMAGE_SIZE, limit=args.limit)
     native = cpu_has_native_bf16()
-    fast_amp = _fast_amp(device, native)
+    fast_amp = "auto"                     # the trainer's default numerics (course_utils.train.resolve_amp_dtype)
     names = args.contenders.split(",")
     skipped = {}
-    if fast_amp == "off":               # no native bf16: "ours" is fp32 already, and emulated bf16 is no contender
+    if resolve_amp_dtype(fast_amp, device) is None:   # fp32: "ours" is ours-fp32, and emulated bf16 is no contender
         for name in names:
             if name.startswith("ours-fp32") and "ours" + name[len("ours-fp32"):] in names:
                 skipped[name] = "the same run as " + "ours" + name[len("ours-fp32"):] + " on a CPU without native bf16"

@@ -65,6 +65,9 @@ class TrainConfig:
                                       # natively (AVX512-BF16/AMX/Arm BF16), fp32 elsewhere; "bf16", "fp16", "off"
     channels_last: bool | None = None  # None = on for CUDA only
     compile: bool = False             # torch.compile the model (pays on long GPU runs)
+    resident_data: bool = True        # the training set copied to the device once, each batch a gather there;
+                                      # False: each batch drawn through a torch DataLoader from host memory and
+                                      # copied over (the usual loop; the same batches, BENCHMARKS.md: what it costs)
     log_every: int = 25               # steps between callbacks / progress-bar updates
     progress: bool = True             # tqdm bar
 
@@ -79,8 +82,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be a float in (0, 1); got {self.lr!r}.")
         if not (0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1); got {self.ema_decay!r}.")
-        if not isinstance(self.ema_warmup, bool):
-            raise ValueError(f"TrainConfig.ema_warmup must be True or False; got {self.ema_warmup!r}.")
+        for name in ("ema_warmup", "resident_data"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TrainConfig.{name} must be True or False; got {getattr(self, name)!r}.")
         if self.p_uncond is not None and not (0.0 <= self.p_uncond < 1.0):
             raise ValueError(f"TrainConfig.p_uncond must be in [0, 1) or None; got {self.p_uncond!r}.")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
@@ -192,6 +196,15 @@ def _ddp_info() -> tuple[int, int]:
     return 0, 1
 
 
+def _epoch_batches(n: int, batch: int, generator: torch.Generator, device: torch.device):
+    """Index batches (B,) on ``device``, forever: each epoch a fresh permutation of the ``n`` images (drawn on the
+    host from ``generator``), cut into ``n // batch`` full batches (the remainder is left out)."""
+    while True:
+        perm = torch.randperm(n, generator=generator).to(device)
+        for pos in range(0, n - batch + 1, batch):
+            yield perm[pos:pos + batch]
+
+
 def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainConfig | None = None,
           callbacks: Sequence[Callable[[TrainState], None]] = (),
           loss_fn: Callable[..., torch.Tensor] | None = None) -> TrainResult:
@@ -243,8 +256,24 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     diffusion = diffusion.to(device)
-    images = ds.images.to(device=device, dtype=torch.float32).contiguous(memory_format=memory_format)
-    labels = ds.labels.to(device)
+    n, B = ds.images.shape[0], cfg.batch_size
+    batches = _epoch_batches(n, B, perm_gen, device if cfg.resident_data else torch.device("cpu"))
+    if cfg.resident_data:
+        images = ds.images.to(device=device, dtype=torch.float32).contiguous(memory_format=memory_format)
+        labels = ds.labels.to(device)
+
+        def next_batch():
+            idx = next(batches)
+            return images[idx], labels[idx]
+    else:
+        host = torch.utils.data.TensorDataset(ds.images.float(), ds.labels)
+        feed = iter(torch.utils.data.DataLoader(host, batch_sampler=(idx.tolist() for idx in batches),
+                                                pin_memory=device.type == "cuda"))
+
+        def next_batch():
+            x, y = next(feed)
+            return (x.to(device, non_blocking=True).contiguous(memory_format=memory_format),
+                    y.to(device, non_blocking=True))
 
     ema_fn = ema_multi_avg_fn(cfg.ema_decay, cfg.ema_warmup)
     ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_fn, use_buffers=True)
@@ -262,22 +291,16 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data, config: TrainCon
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
 
-    n, B = images.shape[0], cfg.batch_size
-    perm, pos = torch.randperm(n, generator=perm_gen).to(device), 0
     losses: list[float] = []
     pending: list[torch.Tensor] = []
     model.train()
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, desc="training", disable=not cfg.progress or rank != 0, leave=False)
     for step in range(1, cfg.steps + 1):
-        if pos + B > n:                                            # new epoch
-            perm, pos = torch.randperm(n, generator=perm_gen).to(device), 0
-        idx = perm[pos:pos + B]
-        pos += B
-        x0 = images[idx]
+        x0, y_data = next_batch()
         y = None
         if conditional:
-            y = drop_labels(labels[idx], p_uncond, model.null_class, generator=gen)
+            y = drop_labels(y_data, p_uncond, model.null_class, generator=gen)
         with autocast():
             if loss_fn is None:
                 loss = diffusion.loss_simple(train_model, x0, y=y, generator=gen)

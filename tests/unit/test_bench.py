@@ -314,6 +314,8 @@ def test_recipe_contenders_parse_and_run_at_tiny_sizes(tmp_path):
                      "--name", "ttqc_cpu", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "ttqc_cpu.json").read_text())
     assert [c["name"] for c in res["contenders"]] == ["ours", "ours+v-pred", "ours+min-snr", "diffusers-ourlr"]
+    # the record says what ran: the trainer's "auto" resolved (bf16 only where this CPU runs it natively)
+    assert res["contenders"][0]["amp"] == ("bf16" if res["cpu_native_bf16"] else "off")
     assert all([run["seed"] for run in c["runs"]] == [0, 1] for c in res["contenders"])
     md = report.render({"time_to_quality_contenders_cpu": res}, tmp_path / "B.md").read_text()
     assert "## Time to quality: what in the recipe pays (CPU)" in md and "| ours+v-pred |" in md
@@ -338,6 +340,28 @@ def test_scaling_runs_at_tiny_sizes(tmp_path):
     assert (g["submissions"], g["jobs"], g["scores_as_expected"]) == (2, 2, True)
     md = report.render({"scaling_cpu": res}, tmp_path / "B.md").read_text()
     assert "## Scaling: the trainer and the grading command" in md and "| 2 | 2 |" in md
+
+
+def test_seconds_to_quality_scale_with_image_size_at_tiny_sizes(tmp_path):
+    """The quality part trains and judges at each size (here 16 and 28 px), writes its own record (the speed
+    record is not overwritten) and renders in the scaling section; a run that misses the target says so."""
+    require_data()
+    from bench import scaling
+
+    assert scaling.main(["--part", "quality", "--quick", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "scaling_cpu.json").exists()
+    q = json.loads((tmp_path / "scaling_quality_cpu.json").read_text())
+    assert [r["image_size"] for r in q["quality"]] == [16, 28] and q["recipe"] == scaling.QUALITY_RECIPE
+    assert all(len(r["runs"]) == 1 and r["runs"][0]["steps_run"] > 0 for r in q["quality"])
+    fake = json.loads(json.dumps(q))                       # one run that reached, one that did not
+    fake["quality"][0]["runs"] = [{**fake["quality"][0]["runs"][0], "seed": s, "reached": reach}
+                                  for s, reach in ((0, {"step": 150, "train_s": 40.0}), (1, None))]
+    table = scaling.quality_table(fake)
+    assert "| (base point) | 16 |" in table and "40 (40–40); 1 of 2 runs > 0.02 min" in table
+    scaling_rec = {"benchmark": "scaling", "machine": q["machine"], "amp": "off", "base": q["base"], "block": 2,
+                   "blocks": 2, "trainer": [], "grading": []}
+    md = report.render({"scaling_cpu": scaling_rec, "scaling_quality_cpu": q}, tmp_path / "B.md").read_text()
+    assert "Seconds to quality: training time" in md and "| image_size | 28 |" in md
 
 
 def test_an_appending_time_to_quality_run_keeps_the_files_record():

@@ -74,6 +74,26 @@ def test_seeded_runs_are_identical_and_ema_follows_its_recurrence():
     assert any(not torch.equal(p, q) for p, q in zip(a.ema_model.parameters(), a.model.parameters()))
 
 
+def test_batches_through_a_dataloader_are_the_resident_batches():
+    """resident_data=False feeds the same batches through a DataLoader: identical losses and weights; every epoch
+    is a permutation cut into full batches (checked against the indices themselves)."""
+    from course_utils.train import _epoch_batches
+
+    g = torch.Generator().manual_seed(0)
+    it = _epoch_batches(10, 3, g, torch.device("cpu"))
+    epochs = [torch.cat([next(it) for _ in range(3)]) for _ in range(2)]      # 3 full batches, 1 image left out
+    assert all(len(set(e.tolist())) == 9 and set(e.tolist()) <= set(range(10)) for e in epochs)
+    assert not torch.equal(epochs[0], epochs[1])
+    data = _synthetic_data(300, 8, seed=0)                  # batch 64: 4 batches an epoch, 10 steps cross epochs
+    runs = [train(tiny_unet(num_classes=10), GaussianDiffusion(linear_betas(50)), data,
+                  TrainConfig(steps=10, batch_size=64, seed=1, device="cpu", progress=False, log_every=5,
+                              resident_data=resident)) for resident in (True, False)]
+    assert runs[0].losses == runs[1].losses
+    assert all(torch.equal(p, q) for p, q in zip(runs[0].model.parameters(), runs[1].model.parameters()))
+    with pytest.raises(ValueError, match="resident_data"):
+        TrainConfig(resident_data="yes")
+
+
 def test_conditional_training_drops_labels():
     data = _synthetic_data(256, 8, seed=0)
     model = tiny_unet(num_classes=10)
