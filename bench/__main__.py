@@ -1,6 +1,6 @@
 """Run every benchmark and regenerate BENCHMARKS.md (the one command):
 
-    python -m bench                      # all benchmarks on this machine (CPU: about an hour), then the report
+    python -m bench                      # all benchmarks on this machine (2-core CPU: about 4 h), then the report
     python -m bench --render-only        # rewrite BENCHMARKS.md from bench/results/*.json
     python -m bench --only sampling,course_runtime
     python -m bench --device cuda --only train_throughput   # GPU figures land beside the CPU ones

@@ -18,7 +18,7 @@
     python -m bench.scaling                                   # both parts, the recorded sizes
     python -m bench.scaling --part grading --submissions 10,50,200 --jobs 1,2
     python -m bench.scaling --pairs 10:1,10:2,50:1,50:2,200:2       # the recorded run
-    python -m bench.scaling --part quality --seeds 0,1        # seconds to quality (about an hour on 2 cores)
+    python -m bench.scaling --part quality --seeds 0,1        # seconds to quality (about 40 min on 2 cores)
     python -m bench.scaling --quick                           # a smoke test
 """
 from __future__ import annotations

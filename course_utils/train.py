@@ -1,6 +1,7 @@
 """L_simple training (Algorithm 1 of Ho et al. 2020), GPU first and fine on a CPU.
 
-* The data set stays resident on the device as one tensor; batches are drawn by indexing it.
+* The data set stays resident on the device as one tensor; batches are drawn by indexing it
+  (``TrainConfig(resident_data=False)``: the same batches through a torch ``DataLoader`` from host memory).
 * AdamW (fused on CUDA), linear warm-up, gradient clipping, EMA weights (torch's ``AveragedModel``).
 * On a GPU: autocast in bf16 where supported (else fp16 with a ``GradScaler``) and channels_last;
   optional ``torch.compile``. On a CPU bf16 autocast only where the CPU computes bf16 natively
